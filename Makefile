@@ -1,0 +1,67 @@
+# keyhole's developer entry points. `make demo` and `make test` are the
+# README quickstart; CI (.ci/run) runs `make test` on a fresh machine.
+
+GO            ?= go
+BIN           := bin
+KEYHOLE       := $(BIN)/keyhole
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -s -w -X github.com/keyhole-sec/keyhole/internal/cli.Version=$(VERSION)
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+FUZZTIME      ?= 30s
+RBAC_WORLDS   ?= 200
+
+.PHONY: all build demo test test-short control-plane bootstrap-policy lint fmt vet fuzz fuzz-rbac bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(KEYHOLE) ./cmd/keyhole
+
+## demo: audit the bundled demo world (exit code 1 means "findings at or above --fail-on", which the demo has on purpose)
+demo: build
+	@$(KEYHOLE) audit --manifests testdata/demo; code=$$?; \
+	if [ $$code -eq 1 ]; then echo "(exit 1: findings at or above --fail-on high, as the demo intends)"; exit 0; fi; exit $$code
+
+## test: every test, including the integration tests against a real kube-apiserver (built on first run)
+test: control-plane
+	$(GO) test -count=1 ./...
+
+## test-short: unit tests only, no control plane
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## control-plane: build etcd, kube-apiserver, kube-controller-manager and kubectl from the Go module proxy (cached)
+control-plane:
+	@bash internal/testenv/build-control-plane.sh
+
+## bootstrap-policy: regenerate the embedded bootstrap RBAC policy from a real control plane
+bootstrap-policy: control-plane
+	$(GO) run ./internal/bootstrap/gen -out internal/bootstrap/policy.yaml
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(abspath $(BIN)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
+
+## lint: gofmt, go vet and golangci-lint
+lint: $(GOLANGCI_LINT)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test ./internal/source/manifests/ -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/rbac/ -run '^$$' -fuzz FuzzRuleAllows -fuzztime $(FUZZTIME)
+
+## fuzz-rbac: the differential test against SubjectAccessReview over RBAC_WORLDS random worlds
+fuzz-rbac: control-plane
+	KEYHOLE_RBAC_WORLDS=$(RBAC_WORLDS) $(GO) test -count=1 -timeout 2h -run TestDifferential ./internal/differential/ -v
+
+## bench: the benchmarks recorded in docs/benchmarks.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./internal/analysis/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,408 @@
+// Package analysis runs keyhole's analyzers over one inventory and
+// assembles the Report: the RBAC read analysis, exposure scoring, and the
+// findings they raise, plus the coverage and problems the sources reported.
+// It does no I/O and is deterministic: the same inventory gives the same
+// report, byte for byte, whatever order the sources read objects in.
+package analysis
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keyhole-sec/keyhole/internal/exposure"
+	"github.com/keyhole-sec/keyhole/internal/finding"
+	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
+	"github.com/keyhole-sec/keyhole/internal/report"
+	"github.com/keyhole-sec/keyhole/internal/source"
+)
+
+// Input is what the sources produced.
+type Input struct {
+	Inventory *inventory.Inventory
+	Coverage  []source.Coverage
+	Problems  []source.Problem
+	// Aggregation is AggregationStored for a live cluster (the authorizer
+	// uses stored rules) and AggregationComputed offline.
+	Aggregation rbac.AggregationMode
+}
+
+// Options configure the analyzers.
+type Options struct {
+	Exposure    exposure.Options
+	ToolVersion string
+}
+
+// Run analyses the input and returns the report.
+func Run(in Input, opts Options) *report.Report {
+	inv := in.Inventory
+	r := &report.Report{
+		APIVersion: report.APIVersion,
+		Kind:       report.Kind,
+		Tool:       report.Tool{Name: "keyhole", Version: opts.ToolVersion},
+		Secrets:    []report.Secret{},
+		Findings:   []report.Finding{},
+		Errors:     []report.Error{},
+	}
+	r.Coverage = coverage(in.Coverage)
+	r.Errors = append(r.Errors, problems(in.Problems)...)
+
+	policy := rbac.NewPolicy(inv, in.Aggregation)
+	for _, err := range policy.Errors {
+		r.Errors = append(r.Errors, report.Error{Source: "analysis", Message: err.Error()})
+	}
+	a := &analyzer{inv: inv, opts: opts, report: r}
+	a.bindings(policy)
+	if in.Aggregation == rbac.AggregationStored {
+		a.aggregationDrift(policy)
+	}
+	a.secrets(rbac.NewReadIndex(policy))
+	a.checkIgnoreAnnotations()
+
+	sortFindings(r.Findings)
+	r.Summary = summarize(r)
+	return r
+}
+
+type analyzer struct {
+	inv    *inventory.Inventory
+	opts   Options
+	report *report.Report
+}
+
+func (a *analyzer) add(rule string, obj inventory.Ref, message string, discriminator ...string) {
+	rl, ok := finding.Lookup(rule)
+	if !ok {
+		panic("analysis: rule " + rule + " is not in the catalog")
+	}
+	a.addWithSeverity(rl, rl.Severity, obj, message, discriminator...)
+}
+
+func (a *analyzer) addWithSeverity(rl finding.Rule, sev finding.Severity, obj inventory.Ref, message string, discriminator ...string) {
+	a.report.Findings = append(a.report.Findings, report.Finding{
+		Rule:        rl.ID,
+		Severity:    sev.String(),
+		Title:       rl.Title,
+		Message:     message,
+		Object:      objectRef(obj),
+		Location:    a.location(obj),
+		Fingerprint: finding.Fingerprint(rl.ID, obj, discriminator...),
+		Suppressed:  a.suppression(rl.ID, obj),
+	})
+}
+
+// Annotations that exempt an object from rules.
+const (
+	IgnoreAnnotation       = inventory.AnnotationPrefix + "ignore"
+	IgnoreReasonAnnotation = inventory.AnnotationPrefix + "ignore-reason"
+)
+
+// suppression returns why a finding on obj is exempted, or nil.
+func (a *analyzer) suppression(rule string, obj inventory.Ref) *report.Suppressed {
+	ann := a.inv.KeyholeAnnotations(obj)
+	for _, id := range ignoredRules(ann) {
+		if id == rule {
+			reason := ann[IgnoreReasonAnnotation]
+			if reason == "" {
+				reason = "no reason given (" + IgnoreReasonAnnotation + " is not set)"
+			}
+			return &report.Suppressed{By: "annotation", Reason: reason}
+		}
+	}
+	return nil
+}
+
+func ignoredRules(ann map[string]string) []string {
+	var out []string
+	for _, id := range strings.Split(ann[IgnoreAnnotation], ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// checkIgnoreAnnotations warns about rule ids that are not in the catalog:
+// such an exemption exempts nothing, which its author should know.
+func (a *analyzer) checkIgnoreAnnotations() {
+	for _, ref := range a.inv.AnnotatedRefs() {
+		for _, id := range ignoredRules(a.inv.KeyholeAnnotations(ref)) {
+			if _, ok := finding.Lookup(id); !ok {
+				a.report.Coverage.NotAnalysed = append(a.report.Coverage.NotAnalysed,
+					fmt.Sprintf("warning: %s: %s names unknown rule %q, which exempts nothing", ref, IgnoreAnnotation, id))
+			}
+		}
+	}
+}
+
+func (a *analyzer) location(ref inventory.Ref) *report.Location {
+	l := a.inv.Location(ref)
+	if l.Path == "" {
+		return nil
+	}
+	return &report.Location{Path: l.Path, Line: l.Line}
+}
+
+// bindings raises the per-binding findings: dangling roles, subjects that
+// match no one, and cluster-wide Secret reads granted to non-system
+// subjects.
+func (a *analyzer) bindings(p *rbac.Policy) {
+	for _, b := range p.Bindings() {
+		if !b.RoleFound {
+			a.add(finding.DanglingBinding, b.Ref, fmt.Sprintf("%s refers to %s, which does not exist: it grants nothing, and will grant whatever a role created later under that name holds", b.Ref, b.Role))
+		}
+		for _, s := range b.Invalid {
+			a.add(finding.InvalidSubject, b.Ref, fmt.Sprintf("%s: %s", b.Ref, s.Reason), s.Subject.Kind, s.Subject.Namespace, s.Subject.Name)
+		}
+		if b.Namespace != "" || !b.RoleFound {
+			continue
+		}
+		all, _ := rbac.SecretReads(b.Rules)
+		if all == 0 {
+			continue
+		}
+		var who []string
+		for _, s := range b.Subjects {
+			if !a.opts.Exposure.IsExpected(s) {
+				who = append(who, s.String())
+			}
+		}
+		if len(who) == 0 {
+			continue
+		}
+		a.add(finding.ClusterWideSecretRead, b.Ref, fmt.Sprintf("%s lets %s %s every Secret in every namespace through %s",
+			b.Ref, strings.Join(who, ", "), strings.Join(all.Names(), "/"), b.Role))
+	}
+}
+
+// aggregationDrift compares the stored rules of aggregated ClusterRoles
+// with what their selectors select.
+func (a *analyzer) aggregationDrift(p *rbac.Policy) {
+	for _, cr := range a.inv.ClusterRoles {
+		if cr.AggregationRule == nil {
+			continue
+		}
+		if rbac.SameRules(cr.Rules, p.Computed[cr.Name]) {
+			continue
+		}
+		ref := inventory.Ref{Kind: "ClusterRole", Name: cr.Name}
+		a.add(finding.AggregationDrift, ref, fmt.Sprintf("%s stores %d rules, but its selectors select %d distinct rules: the authorizer uses the stored ones", ref, len(cr.Rules), len(p.Computed[cr.Name])))
+	}
+}
+
+// secrets builds every Secret's readers and exposure. Secrets of a
+// namespace usually share one reader list; its conversion and assessment
+// are done once per list, not once per Secret.
+func (a *analyzer) secrets(ix *rbac.ReadIndex) {
+	type key struct {
+		first *rbac.Reader
+		n     int
+	}
+	type cached struct {
+		readers    []report.Reader
+		assessment exposure.Assessment
+	}
+	out := make([]report.Secret, 0, len(a.inv.Secrets))
+	for _, ns := range a.inv.SecretNamespaces() {
+		cache := map[key]cached{}
+		for _, s := range a.inv.SecretsIn(ns) {
+			readers := ix.Readers(s.Namespace, s.Name)
+			k := key{n: len(readers)}
+			if len(readers) > 0 {
+				k.first = &readers[0]
+			}
+			c, ok := cache[k]
+			if !ok {
+				c = cached{readers: a.convertReaders(readers), assessment: exposure.Assess(s, readers, a.opts.Exposure)}
+				cache[k] = c
+			}
+			rs := report.Secret{
+				Namespace:   s.Namespace,
+				Name:        s.Name,
+				Type:        string(s.Type),
+				Keys:        nonNil(s.Keys),
+				KeysUnknown: !s.KeysKnown,
+				Readers:     c.readers,
+				Exposure: report.Exposure{
+					Score:      c.assessment.Score,
+					Severity:   c.assessment.Severity.String(),
+					Direct:     c.assessment.Direct,
+					Indirect:   c.assessment.Indirect,
+					Principals: c.assessment.Principals,
+					Top:        subjects(c.assessment.Top),
+				},
+				Recommendation: recommend(c.assessment),
+				Location:       a.location(s.Ref()),
+			}
+			for _, reason := range c.assessment.Reasons {
+				rs.Exposure.Reasons = append(rs.Exposure.Reasons, reason.Text)
+				rl, _ := finding.Lookup(reason.Rule)
+				a.addWithSeverity(rl, reason.Severity, s.Ref(), fmt.Sprintf("%s is %s", s.Ref(), reason.Text))
+			}
+			out = append(out, rs)
+		}
+	}
+	a.report.Secrets = out
+}
+
+func (a *analyzer) convertReaders(readers []rbac.Reader) []report.Reader {
+	out := make([]report.Reader, len(readers))
+	for i, r := range readers {
+		out[i] = report.Reader{
+			Subject:  subject(r.Subject),
+			Verbs:    r.Verbs.Names(),
+			Path:     "direct",
+			Via:      via(r.Via),
+			Steps:    []report.Step{},
+			Expected: a.opts.Exposure.IsExpected(r.Subject),
+		}
+	}
+	return out
+}
+
+// recommend gives the preliminary remediation target from the exposure
+// alone; see docs/remediation.md.
+func recommend(a exposure.Assessment) report.Recommendation {
+	switch {
+	case a.Severity >= finding.High:
+		return report.Recommendation{Target: "vault", Reason: "readable beyond its namespace: narrow RBAC now, and serve the credential from Vault so that a read yields a short-lived lease, not a standing secret"}
+	case a.Severity == finding.Medium:
+		return report.Recommendation{Target: "none", Reason: "readable by many principals: narrow the RoleBindings in its namespace"}
+	default:
+		return report.Recommendation{Target: "none", Reason: "exposure limited to expected readers and its own namespace"}
+	}
+}
+
+func subject(s rbac.Subject) report.Subject {
+	return report.Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace, Covers: s.Covers()}
+}
+
+func subjects(ss []rbac.Subject) []report.Subject {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]report.Subject, len(ss))
+	for i, s := range ss {
+		out[i] = subject(s)
+	}
+	return out
+}
+
+func via(vs []rbac.Via) []report.Via {
+	out := make([]report.Via, len(vs))
+	for i, v := range vs {
+		out[i] = report.Via{Superuser: v.Superuser}
+		if v.Binding != nil {
+			b, r := objectRef(*v.Binding), objectRef(*v.Role)
+			out[i].Binding, out[i].Role = &b, &r
+		}
+	}
+	return out
+}
+
+func objectRef(r inventory.Ref) report.ObjectRef {
+	return report.ObjectRef{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func coverage(cs []source.Coverage) report.Coverage {
+	out := report.Coverage{Sources: []report.SourceCoverage{}, NotAnalysed: []string{}, Authorizers: report.AuthorizersNote}
+	for _, c := range cs {
+		objects := c.Objects
+		if objects == nil {
+			objects = map[string]int{}
+		}
+		out.Sources = append(out.Sources, report.SourceCoverage{Kind: c.Kind, Target: c.Target, Files: c.Files, Objects: objects, Ignored: c.Ignored})
+		out.NotAnalysed = append(out.NotAnalysed, c.Notes...)
+		for _, kind := range sortedKeys(c.Ignored) {
+			out.NotAnalysed = append(out.NotAnalysed, fmt.Sprintf("%s: %d %s object(s) ignored: kind not used by the analysis", targetName(c), c.Ignored[kind], kind))
+		}
+	}
+	return out
+}
+
+func targetName(c source.Coverage) string {
+	if c.Target != "" {
+		return c.Target
+	}
+	return c.Kind
+}
+
+func problems(ps []source.Problem) []report.Error {
+	ps = append([]source.Problem(nil), ps...)
+	source.SortProblems(ps)
+	out := make([]report.Error, 0, len(ps))
+	for _, p := range ps {
+		e := report.Error{Source: p.Source, Message: p.Message, Resource: p.Resource, Impact: p.Impact}
+		if p.Location.Path != "" {
+			e.Location = &report.Location{Path: p.Location.Path, Line: p.Location.Line}
+		}
+		if p.Object != nil {
+			o := objectRef(*p.Object)
+			e.Object = &o
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func sortFindings(fs []report.Finding) {
+	rank := map[string]int{}
+	for i, s := range finding.Severities() {
+		rank[s] = i
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if rank[a.Severity] != rank[b.Severity] {
+			return rank[a.Severity] > rank[b.Severity]
+		}
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		if a.Object != b.Object {
+			return inventory.Ref(a.Object).Less(inventory.Ref(b.Object))
+		}
+		return a.Fingerprint < b.Fingerprint
+	})
+}
+
+func summarize(r *report.Report) report.Summary {
+	s := report.Summary{
+		Secrets:            len(r.Secrets),
+		FindingsBySeverity: map[string]int{},
+		FindingsByRule:     map[string]int{},
+		SecretsBySeverity:  map[string]int{},
+	}
+	for _, sev := range finding.Severities() {
+		s.FindingsBySeverity[sev] = 0
+		s.SecretsBySeverity[sev] = 0
+	}
+	for _, f := range r.Findings {
+		if f.Suppressed != nil {
+			s.Suppressed++
+			continue
+		}
+		s.FindingsBySeverity[f.Severity]++
+		s.FindingsByRule[f.Rule]++
+	}
+	for _, sec := range r.Secrets {
+		s.SecretsBySeverity[sec.Exposure.Severity]++
+	}
+	return s
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyhole-sec/keyhole/internal/analysis"
+	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/bootstrap"
+	"github.com/keyhole-sec/keyhole/internal/finding"
+	"github.com/keyhole-sec/keyhole/internal/report"
+	"github.com/keyhole-sec/keyhole/internal/source/cluster"
+)
+
+type auditOptions struct {
+	manifests   []string
+	kubeconfig  string
+	context     string
+	format      string
+	output      string
+	failOn      string
+	noBootstrap bool
+	secretsVia  string
+}
+
+func newAuditCommand(g *globals, stdin io.Reader, stdout io.Writer) *cobra.Command {
+	o := &auditOptions{}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Audit manifests or a live cluster once, print the report, and gate on severity",
+		Long: `Audit computes who can read every Secret and reports it.
+
+Inputs: --manifests PATH (a file, a directory read recursively, or - for
+stdin; repeatable) audits files offline, layered over the embedded
+Kubernetes ` + bootstrap.KubernetesVersion + ` bootstrap RBAC policy. Without --manifests, keyhole
+reads the live cluster named by --kubeconfig and --context (default: the
+usual kubeconfig rules, or the in-cluster config in a pod).
+
+Exit codes: 0 no finding at or above --fail-on; 1 some finding at or above
+it; 2 usage error or input that could not be read (the report is still
+printed for everything that could be).`,
+		Example: `  keyhole audit --manifests deploy/
+  keyhole audit --manifests - --format json < world.yaml
+  keyhole audit --kubeconfig ~/.kube/config --fail-on critical`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAudit(cmd.Context(), g, o, stdin, stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.manifests, "manifests", nil, "manifest file or directory to audit, or - for stdin (repeatable)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the live cluster to audit")
+	f.StringVar(&o.context, "context", "", "kubeconfig context to use")
+	f.StringVarP(&o.format, "format", "o", "table", "output format: "+strings.Join(report.Formats, ", "))
+	f.StringVar(&o.output, "output", "", "write the report to this file instead of stdout")
+	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding has this severity or higher: "+strings.Join(finding.Severities(), ", "))
+	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
+	f.StringVar(&o.secretsVia, "secrets-via", "table", "how to list live Secrets without their values: table (server-side Table, metadata only) or full (values dropped page by page)")
+	_ = f.MarkHidden("secrets-via")
+	return cmd
+}
+
+func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader, stdout io.Writer) error {
+	threshold, err := finding.ParseSeverity(o.failOn)
+	if err != nil {
+		return usageError("--fail-on: %v", err)
+	}
+	if !validFormat(o.format) {
+		return usageError("--format: unknown format %q (want one of %s)", o.format, strings.Join(report.Formats, ", "))
+	}
+	live := len(o.manifests) == 0
+	if !live && (o.kubeconfig != "" || o.context != "") {
+		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
+	}
+	var in analysis.Input
+	if live {
+		cfg, cerr := cluster.RESTConfig(o.kubeconfig, o.context)
+		if cerr != nil {
+			return &exitError{code: ExitError, err: cerr}
+		}
+		in, err = audit.Live(ctx, cfg, cluster.Options{SecretsVia: o.secretsVia})
+	} else {
+		in, err = audit.Offline(o.manifests, audit.OfflineOptions{Stdin: stdin, NoBootstrap: o.noBootstrap})
+	}
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
+	rep, err := audit.Analyze(in, audit.Options{ToolVersion: Version})
+	if err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	if err := writeReport(o, stdout, rep); err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	for _, e := range rep.Errors {
+		g.logger.Error(e.Message, "source", e.Source)
+	}
+	switch {
+	case len(rep.Errors) > 0:
+		return &exitError{code: ExitError, err: fmt.Errorf("%d input error(s): the report covers everything else", len(rep.Errors))}
+	case failing(rep, threshold) > 0:
+		return &exitError{code: ExitFindings, err: fmt.Errorf("%d finding(s) at or above %s", failing(rep, threshold), threshold)}
+	}
+	return nil
+}
+
+func validFormat(f string) bool {
+	for _, known := range report.Formats {
+		if f == known {
+			return true
+		}
+	}
+	return false
+}
+
+func writeReport(o *auditOptions, stdout io.Writer, rep *report.Report) (err error) {
+	w := stdout
+	if o.output != "" && o.output != "-" {
+		f, err := os.OpenFile(o.output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("--output %s: %w", o.output, cerr)
+			}
+		}()
+		w = f
+	}
+	return report.Write(w, o.format, rep)
+}
+
+// failing counts the unsuppressed findings at or above the threshold.
+func failing(rep *report.Report, threshold finding.Severity) int {
+	n := 0
+	for sev, count := range rep.Summary.FindingsBySeverity {
+		s, err := finding.ParseSeverity(sev)
+		if err == nil && s >= threshold {
+			n += count
+		}
+	}
+	return n
+}

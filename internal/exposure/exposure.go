@@ -1,0 +1,177 @@
+// Package exposure scores how exposed each Secret is from the readers the
+// RBAC analysis found: which readers are expected, which stand for
+// everyone, which come from outside the Secret's namespace, and how many
+// distinct principals there are. docs/scoring.md is the contract; this
+// package implements it and nothing else.
+package exposure
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keyhole-sec/keyhole/internal/finding"
+	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
+)
+
+// DefaultManyPrincipals is the number of distinct non-expected principals
+// above which a Secret is readable "by many".
+const DefaultManyPrincipals = 10
+
+// Options tune the scoring.
+type Options struct {
+	// Expected are subjects whose reads never raise severity: the
+	// control-plane identities and the operator's allowlist.
+	// system:masters is always expected.
+	Expected map[rbac.Subject]bool
+	// ManyPrincipals overrides DefaultManyPrincipals when positive.
+	ManyPrincipals int
+}
+
+// IsExpected reports whether a subject's reads are expected.
+func (o Options) IsExpected(s rbac.Subject) bool {
+	return s == rbac.Superuser.Subject || o.Expected[s]
+}
+
+// Reason is one fact that raises a Secret's severity.
+type Reason struct {
+	Rule     string
+	Severity finding.Severity
+	Text     string
+}
+
+// Assessment is a Secret's exposure.
+type Assessment struct {
+	Severity   finding.Severity
+	Score      int
+	Direct     int
+	Indirect   int
+	Principals int
+	// Reasons, most severe first; one per rule that applies.
+	Reasons []Reason
+	// Top are the most exposing non-expected readers, worst first, at
+	// most MaxTop.
+	Top []rbac.Subject
+}
+
+// MaxTop bounds Assessment.Top.
+const MaxTop = 5
+
+// Assess scores one Secret from its direct readers.
+func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment {
+	many := opts.ManyPrincipals
+	if many <= 0 {
+		many = DefaultManyPrincipals
+	}
+	a := Assessment{Direct: len(readers)}
+	var everyone, outside []string
+	var top [3][]rbac.Subject // everyone, outside, the rest
+	for _, r := range readers {
+		if opts.IsExpected(r.Subject) {
+			continue
+		}
+		a.Principals++
+		switch {
+		case r.Subject.IsEveryone():
+			everyone = append(everyone, describe(r))
+			top[0] = append(top[0], r.Subject)
+		case isOutside(s.Namespace, r):
+			outside = append(outside, describe(r))
+			top[1] = append(top[1], r.Subject)
+		default:
+			top[2] = append(top[2], r.Subject)
+		}
+	}
+	for _, group := range top {
+		for _, subj := range group {
+			if len(a.Top) < MaxTop {
+				a.Top = append(a.Top, subj)
+			}
+		}
+	}
+	if len(everyone) > 0 {
+		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableByEveryone, finding.Critical,
+			"readable by everyone: " + list(everyone)})
+	}
+	if len(outside) > 0 {
+		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableOutsideNS, finding.High,
+			"readable from outside namespace " + s.Namespace + ": " + list(outside)})
+	}
+	if a.Principals > many {
+		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableByMany, finding.Medium,
+			fmt.Sprintf("readable by %d distinct principals (limit %d)", a.Principals, many)})
+	}
+	switch {
+	case len(a.Reasons) > 0:
+		a.Severity = a.Reasons[0].Severity
+	case a.Principals > 0:
+		a.Severity = finding.Low
+	default:
+		a.Severity = finding.Info
+	}
+	a.Score = score(a.Severity, a.Principals)
+	return a
+}
+
+// bands are the score ranges per severity: [floor, ceiling].
+var bands = map[finding.Severity][2]int{
+	finding.Info:     {0, 0},
+	finding.Low:      {10, 39},
+	finding.Medium:   {40, 69},
+	finding.High:     {70, 89},
+	finding.Critical: {90, 100},
+}
+
+// score places a Secret within its severity's band by the number of
+// principals, so that within a severity more readers rank higher and a
+// Secret never outranks one of a higher severity.
+func score(sev finding.Severity, principals int) int {
+	b := bands[sev]
+	return min(b[0]+principals, b[1])
+}
+
+// isOutside reports whether a reader belongs to another namespace or reads
+// through a cluster-wide grant.
+func isOutside(ns string, r rbac.Reader) bool {
+	switch r.Subject.Kind {
+	case rbac.KindServiceAccount:
+		if r.Subject.Namespace != ns {
+			return true
+		}
+	case rbac.KindGroup:
+		if other, ok := strings.CutPrefix(r.Subject.Name, rbac.GroupServiceAccountsPrefix); ok && other != ns {
+			return true
+		}
+	}
+	for _, v := range r.Via {
+		if v.Binding != nil && v.Binding.Kind == "ClusterRoleBinding" {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(r rbac.Reader) string {
+	var b strings.Builder
+	b.WriteString(r.Subject.String())
+	if c := r.Subject.Covers(); c != "" {
+		b.WriteString(" (" + c + ")")
+	}
+	if len(r.Via) > 0 && r.Via[0].Binding != nil {
+		b.WriteString(" via " + r.Via[0].Binding.String())
+		if len(r.Via) > 1 {
+			fmt.Fprintf(&b, " and %d more", len(r.Via)-1)
+		}
+	}
+	return b.String()
+}
+
+// list joins up to three items and counts the rest.
+func list(items []string) string {
+	sort.Strings(items)
+	if len(items) <= 3 {
+		return strings.Join(items, "; ")
+	}
+	return strings.Join(items[:3], "; ") + fmt.Sprintf("; and %d more", len(items)-3)
+}

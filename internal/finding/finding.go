@@ -1,0 +1,121 @@
+// Package finding owns keyhole's rule catalog (stable ids, titles, default
+// severities, documentation links), severities, and finding fingerprints.
+// Rule ids are KH plus three digits, grouped by hundreds: 1xx RBAC, 2xx
+// workloads, 3xx git, 4xx hygiene, 5xx posture. An id is never reused.
+package finding
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keyhole-sec/keyhole/internal/inventory"
+)
+
+// Severity orders findings and Secrets by urgency.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Info Severity = iota
+	Low
+	Medium
+	High
+	Critical
+)
+
+var severityNames = [...]string{"info", "low", "medium", "high", "critical"}
+
+func (s Severity) String() string {
+	if s < Info || s > Critical {
+		return fmt.Sprintf("severity(%d)", int(s))
+	}
+	return severityNames[s]
+}
+
+// Severities returns every severity name, lowest first.
+func Severities() []string { return append([]string(nil), severityNames[:]...) }
+
+// ParseSeverity accepts a severity name, case-insensitively.
+func ParseSeverity(s string) (Severity, error) {
+	for i, n := range severityNames {
+		if strings.EqualFold(s, n) {
+			return Severity(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown severity %q (want one of %s)", s, strings.Join(severityNames[:], ", "))
+}
+
+// Rule is one entry of the catalog.
+type Rule struct {
+	ID       string
+	Title    string
+	Severity Severity
+	// Summary is one sentence on why the rule matters.
+	Summary string
+}
+
+// DocsBase is where rule pages live, relative to the repository.
+const DocsBase = "https://github.com/keyhole-sec/keyhole/blob/main/docs/rules/"
+
+// HelpURI is the rule's documentation page.
+func (r Rule) HelpURI() string { return DocsBase + r.ID + ".md" }
+
+// Rule ids. Keep them in catalog order.
+const (
+	SecretReadableByEveryone = "KH101"
+	SecretReadableOutsideNS  = "KH102"
+	SecretReadableByMany     = "KH103"
+	ClusterWideSecretRead    = "KH110"
+	DanglingBinding          = "KH120"
+	InvalidSubject           = "KH121"
+	AggregationDrift         = "KH122"
+)
+
+var catalog = []Rule{
+	{SecretReadableByEveryone, "Secret readable by everyone", Critical,
+		"Every authenticated user, every ServiceAccount or anonymous requests can read the Secret's value."},
+	{SecretReadableOutsideNS, "Secret readable from outside its namespace", High,
+		"A principal that belongs to another namespace, or that can read Secrets in every namespace, can read the Secret's value."},
+	{SecretReadableByMany, "Secret readable by many principals", Medium,
+		"More distinct principals than the configured limit can read the Secret's value."},
+	{ClusterWideSecretRead, "Binding grants Secret reads in every namespace", High,
+		"A ClusterRoleBinding lets a non-system subject get, list or watch every Secret of the cluster."},
+	{DanglingBinding, "Binding to a role that does not exist", Low,
+		"The binding grants nothing today, and grants whatever a role created later under that name holds."},
+	{InvalidSubject, "Binding subject that matches no one", Low,
+		"The subject can never match a request, so the binding does not do what its author meant."},
+	{AggregationDrift, "Aggregated ClusterRole differs from its selectors", Medium,
+		"The rules stored in an aggregated ClusterRole are not the union its selectors select, so the authorizer uses rules nobody declared."},
+}
+
+// Catalog returns every rule, sorted by id.
+func Catalog() []Rule {
+	out := append([]Rule(nil), catalog...)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Lookup returns the rule with the given id.
+func Lookup(id string) (Rule, bool) {
+	for _, r := range catalog {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// Fingerprint identifies a finding across runs: the rule, the object, and
+// a discriminator that is stable when files move (a subject, a key name),
+// never a file path and never a value.
+func Fingerprint(rule string, obj inventory.Ref, discriminator ...string) string {
+	h := sha256.New()
+	for _, part := range append([]string{rule, obj.Kind, obj.Namespace, obj.Name}, discriminator...) {
+		// Length-prefix each part so that no two part lists collide.
+		fmt.Fprintf(h, "%d:%s|", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

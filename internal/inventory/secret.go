@@ -1,0 +1,155 @@
+package inventory
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// LastAppliedAnnotation is kubectl's client-side apply record. On a Secret it
+// repeats the data, so it never enters the inventory.
+const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// Secret is a Secret without its values: what the analyzers need to name it,
+// classify it and reason about who reads it.
+type Secret struct {
+	Namespace string
+	Name      string
+	Type      corev1.SecretType
+	// Keys are the sorted names of the data and stringData entries.
+	Keys []string
+	// KeysKnown is false when the source could not learn the key names
+	// (for example a live Secret whose managedFields were stripped).
+	KeysKnown       bool
+	Labels          map[string]string
+	Annotations     map[string]string
+	OwnerReferences []metav1.OwnerReference
+	// HadLastApplied records that the Secret carried the last-applied
+	// annotation (dropped here because it repeats the data).
+	HadLastApplied bool
+	CreatedAt      time.Time
+	// DataWrittenAt is the newest managedFields time of a write to data or
+	// stringData; zero when unknown.
+	DataWrittenAt time.Time
+}
+
+// Ref returns the Secret's reference.
+func (s *Secret) Ref() Ref { return Ref{Kind: "Secret", Namespace: s.Namespace, Name: s.Name} }
+
+// SecretFromAPI converts an API Secret into the value-free model. The
+// caller's object is not modified; nothing of data or stringData is kept but
+// the key names.
+func SecretFromAPI(in *corev1.Secret) *Secret {
+	keys := make([]string, 0, len(in.Data)+len(in.StringData))
+	seen := make(map[string]bool, len(in.Data)+len(in.StringData))
+	for k := range in.Data {
+		seen[k] = true
+		keys = append(keys, k)
+	}
+	for k := range in.StringData {
+		if !seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	s := &Secret{
+		Namespace:       in.Namespace,
+		Name:            in.Name,
+		Type:            in.Type,
+		Keys:            keys,
+		KeysKnown:       true,
+		Labels:          copyMap(in.Labels),
+		OwnerReferences: append([]metav1.OwnerReference(nil), in.OwnerReferences...),
+		CreatedAt:       in.CreationTimestamp.Time,
+		DataWrittenAt:   DataWriteTime(in.ManagedFields),
+	}
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	if len(in.Annotations) > 0 {
+		s.Annotations = make(map[string]string, len(in.Annotations))
+		for k, v := range in.Annotations {
+			if k == LastAppliedAnnotation {
+				s.HadLastApplied = true
+				continue
+			}
+			s.Annotations[k] = v
+		}
+	}
+	return s
+}
+
+// DataWriteTime returns the newest time at which a field manager wrote the
+// data or stringData of an object, from its managedFields.
+func DataWriteTime(fields []metav1.ManagedFieldsEntry) time.Time {
+	var newest time.Time
+	for _, f := range fields {
+		if f.Time == nil || f.FieldsV1 == nil {
+			continue
+		}
+		if !writesData(f.FieldsV1.Raw) {
+			continue
+		}
+		if f.Time.After(newest) {
+			newest = f.Time.Time
+		}
+	}
+	return newest
+}
+
+// DataKeysFromManagedFields returns the key names recorded under f:data and
+// f:stringData in managedFields, sorted and deduplicated. ok is false when no
+// entry records data fields at all.
+func DataKeysFromManagedFields(fields []metav1.ManagedFieldsEntry) (keys []string, ok bool) {
+	seen := map[string]bool{}
+	for _, f := range fields {
+		if f.FieldsV1 == nil {
+			continue
+		}
+		set, err := parseFieldSet(f.FieldsV1.Raw)
+		if err != nil {
+			continue
+		}
+		for _, top := range []string{"f:data", "f:stringData"} {
+			sub, present := set[top]
+			if !present {
+				continue
+			}
+			ok = true
+			m, _ := sub.(map[string]any)
+			for k := range m {
+				if len(k) > 2 && k[:2] == "f:" {
+					seen[k[2:]] = true
+				}
+			}
+		}
+	}
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, ok
+}
+
+func writesData(raw []byte) bool {
+	set, err := parseFieldSet(raw)
+	if err != nil {
+		return false
+	}
+	_, data := set["f:data"]
+	_, stringData := set["f:stringData"]
+	return data || stringData
+}
+
+func copyMap(in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,231 @@
+// Package report owns keyhole's single result type, the keyhole.io/v1alpha1
+// Report, and the sinks that format it (table, JSON). Sinks only format:
+// everything they print is already in the Report. The schema is documented
+// in docs/report-format.md; fields are only ever added, never renamed.
+package report
+
+// APIVersion and Kind identify the report schema.
+const (
+	APIVersion = "keyhole.io/v1alpha1"
+	Kind       = "Report"
+)
+
+// Report is the result of one audit.
+type Report struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Tool       Tool      `json:"tool"`
+	Coverage   Coverage  `json:"coverage"`
+	Summary    Summary   `json:"summary"`
+	Secrets    []Secret  `json:"secrets"`
+	Findings   []Finding `json:"findings"`
+	Errors     []Error   `json:"errors"`
+	// Posture holds cluster-wide facts (encryption at rest); filled by
+	// the posture analyzers.
+	Posture *Posture `json:"posture,omitempty"`
+}
+
+// Tool names the program that wrote the report.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Coverage says what was read and what was not analysed.
+type Coverage struct {
+	Sources     []SourceCoverage `json:"sources"`
+	NotAnalysed []string         `json:"notAnalysed"`
+	Authorizers string           `json:"authorizers"`
+}
+
+// AuthorizersNote is the fixed statement of what the analysis can see.
+const AuthorizersNote = "RBAC and Node only: webhook and cloud IAM authorizers are not visible"
+
+// SourceCoverage is one source's contribution.
+type SourceCoverage struct {
+	Kind    string         `json:"kind"`
+	Target  string         `json:"target,omitempty"`
+	Files   int            `json:"files,omitempty"`
+	Objects map[string]int `json:"objects"`
+	Ignored map[string]int `json:"ignored,omitempty"`
+}
+
+// Summary holds the counts people and dashboards look at first.
+type Summary struct {
+	Secrets            int            `json:"secrets"`
+	FindingsBySeverity map[string]int `json:"findingsBySeverity"`
+	FindingsByRule     map[string]int `json:"findingsByRule"`
+	SecretsBySeverity  map[string]int `json:"secretsBySeverity"`
+	Suppressed         int            `json:"suppressed"`
+}
+
+// Secret is one Secret with everything known about its exposure. It never
+// holds a value.
+type Secret struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	Keys      []string `json:"keys"`
+	// KeysUnknown is set when the source could not learn the key names.
+	KeysUnknown    bool           `json:"keysUnknown,omitempty"`
+	Readers        []Reader       `json:"readers"`
+	Exposure       Exposure       `json:"exposure"`
+	Recommendation Recommendation `json:"recommendation"`
+	ManagedBy      string         `json:"managedBy,omitempty"`
+	EnvInjections  int            `json:"envInjections,omitempty"`
+	Git            *SecretGit     `json:"git,omitempty"`
+	ActualReaders  []ActualReader `json:"actualReaders,omitempty"`
+	CrossEnv       []CrossEnvRead `json:"crossEnvironment,omitempty"`
+	Location       *Location      `json:"location,omitempty"`
+}
+
+// Subject is a User, Group or ServiceAccount.
+type Subject struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Covers describes who a well-known group stands for.
+	Covers string `json:"covers,omitempty"`
+}
+
+// ObjectRef names an object.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// Via is one grant behind a reader: a binding and its role, or superuser.
+type Via struct {
+	Binding   *ObjectRef `json:"binding,omitempty"`
+	Role      *ObjectRef `json:"role,omitempty"`
+	Superuser bool       `json:"superuser,omitempty"`
+}
+
+// Reader is one (subject, path) that can obtain the Secret's value.
+type Reader struct {
+	Subject Subject  `json:"subject"`
+	Verbs   []string `json:"verbs"`
+	// Path is "direct" for an RBAC grant or system:masters; the
+	// indirect kinds (pod-create, impersonate, ...) are documented in
+	// docs/paths.md.
+	Path  string `json:"path"`
+	Via   []Via  `json:"via"`
+	Steps []Step `json:"steps"`
+	// Expected is set for readers that do not raise severity:
+	// system:masters, control-plane identities, the allowlist.
+	Expected bool `json:"expected,omitempty"`
+}
+
+// Step is one hop of an indirect path.
+type Step struct {
+	Subject    Subject    `json:"subject"`
+	Permission Permission `json:"permission"`
+	Via        []Via      `json:"via"`
+	Reaches    Subject    `json:"reaches"`
+}
+
+// Permission is the permission a step uses.
+type Permission struct {
+	Verb      string `json:"verb"`
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+}
+
+// Exposure scores how exposed a Secret is; see docs/scoring.md.
+type Exposure struct {
+	Score    int    `json:"score"`
+	Severity string `json:"severity"`
+	Direct   int    `json:"direct"`
+	Indirect int    `json:"indirect"`
+	// Principals counts the distinct non-expected subjects that can
+	// read the Secret, by any path.
+	Principals int `json:"principals"`
+	// Reasons explain the severity, most severe first.
+	Reasons []string `json:"reasons,omitempty"`
+	// Top lists the most exposing non-expected readers, worst first (at
+	// most five): the ones people should look at.
+	Top []Subject `json:"top,omitempty"`
+}
+
+// Recommendation is the suggested remediation for a Secret.
+type Recommendation struct {
+	Target string `json:"target"`
+	Reason string `json:"reason"`
+}
+
+// SecretGit summarises what git holds of a Secret.
+type SecretGit struct {
+	Plaintext      bool `json:"plaintext"`
+	PresentAtHead  bool `json:"presentAtHead"`
+	LiveValueInGit bool `json:"liveValueInGit,omitempty"`
+}
+
+// ActualReader is a subject seen reading the Secret in the audit log.
+type ActualReader struct {
+	Subject  Subject `json:"subject"`
+	LastSeen string  `json:"lastSeen"`
+	Count    int     `json:"count"`
+}
+
+// CrossEnvRead is a reader from a lower environment.
+type CrossEnvRead struct {
+	FromEnvironment string  `json:"fromEnvironment"`
+	Subject         Subject `json:"subject"`
+	Path            string  `json:"path"`
+}
+
+// Finding is one rule violation.
+type Finding struct {
+	Rule        string      `json:"rule"`
+	Severity    string      `json:"severity"`
+	Title       string      `json:"title"`
+	Message     string      `json:"message"`
+	Object      ObjectRef   `json:"object"`
+	Location    *Location   `json:"location,omitempty"`
+	Fingerprint string      `json:"fingerprint"`
+	Suppressed  *Suppressed `json:"suppressed,omitempty"`
+	// ValueHash is HMAC-SHA256 of a leaked value under the operator's
+	// key; only present when a key was given.
+	ValueHash string `json:"valueHash,omitempty"`
+	// Key is the Secret key a finding concerns, never its value.
+	Key string `json:"key,omitempty"`
+}
+
+// Location is where a finding's input lives.
+type Location struct {
+	Path          string `json:"path,omitempty"`
+	Line          int    `json:"line,omitempty"`
+	Commit        string `json:"commit,omitempty"`
+	PresentAtHead *bool  `json:"presentAtHead,omitempty"`
+	RemovedIn     string `json:"removedIn,omitempty"`
+}
+
+// Suppressed says why a finding does not count.
+type Suppressed struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+// Error is an input that could not be read or analysed.
+type Error struct {
+	Source   string     `json:"source"`
+	Message  string     `json:"message"`
+	Location *Location  `json:"location,omitempty"`
+	Object   *ObjectRef `json:"object,omitempty"`
+	Resource string     `json:"resource,omitempty"`
+	Impact   string     `json:"impact,omitempty"`
+}
+
+// Posture holds cluster-wide facts.
+type Posture struct {
+	EncryptionAtRest *EncryptionAtRest `json:"encryptionAtRest,omitempty"`
+}
+
+// EncryptionAtRest is how the apiserver stores Secrets in etcd.
+type EncryptionAtRest struct {
+	// Provider is identity, aescbc, aesgcm, secretbox, kms or unknown.
+	Provider string `json:"provider"`
+	Evidence string `json:"evidence"`
+}

@@ -1,0 +1,155 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// tableSeverities is the display order, most severe first.
+var tableSeverities = []string{"critical", "high", "medium", "low", "info"}
+
+// WriteTable writes the report for people: a summary line, then per
+// namespace each Secret with its severity, reader count and most exposed
+// readers, then the findings and the errors. Columns are aligned and every
+// list is sorted, so two runs over the same world print the same text.
+func WriteTable(w io.Writer, r *Report) error {
+	ew := &errWriter{w: w}
+	ew.printf("keyhole %s: %d Secrets, %d findings (%s)",
+		r.Tool.Version, r.Summary.Secrets, countFindings(r.Summary), severityCounts(r.Summary.FindingsBySeverity))
+	if r.Summary.Suppressed > 0 {
+		ew.printf(", %d suppressed", r.Summary.Suppressed)
+	}
+	ew.printf("\n")
+
+	if len(r.Secrets) > 0 {
+		ew.printf("\nSECRETS\n")
+		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAMESPACE\tSECRET\tTYPE\tSEVERITY\tSCORE\tREADERS\tMOST EXPOSED TO")
+		lastNS := ""
+		for _, s := range r.Secrets {
+			ns := s.Namespace
+			if ns == lastNS {
+				ns = ""
+			} else {
+				lastNS = ns
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", ns, s.Name, s.Type, s.Exposure.Severity, s.Exposure.Score, len(s.Readers), topReaders(s))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	if len(r.Findings) > 0 {
+		ew.printf("\nFINDINGS\n")
+		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEVERITY\tRULE\tOBJECT\tLOCATION\tMESSAGE")
+		for _, f := range r.Findings {
+			sev := f.Severity
+			if f.Suppressed != nil {
+				sev += " (suppressed)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", sev, f.Rule, f.Object, locationString(f.Location), f.Message)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		ew.printf("\nBY RULE: %s\n", ruleCounts(r.Summary.FindingsByRule))
+	}
+
+	if len(r.Errors) > 0 {
+		ew.printf("\nERRORS (the report is incomplete)\n")
+		for _, e := range r.Errors {
+			line := e.Message
+			if e.Impact != "" {
+				line += " (" + e.Impact + ")"
+			}
+			ew.printf("  %s: %s\n", e.Source, line)
+		}
+	}
+	if len(r.Coverage.NotAnalysed) > 0 {
+		ew.printf("\nNOT ANALYSED\n")
+		for _, n := range r.Coverage.NotAnalysed {
+			ew.printf("  %s\n", n)
+		}
+	}
+	ew.printf("\nAuthorizers: %s\n", r.Coverage.Authorizers)
+	return ew.err
+}
+
+func topReaders(s Secret) string {
+	if len(s.Exposure.Top) == 0 {
+		return "-"
+	}
+	names := make([]string, len(s.Exposure.Top))
+	for i, t := range s.Exposure.Top {
+		names[i] = t.String()
+	}
+	out := strings.Join(names, ", ")
+	if more := s.Exposure.Principals - len(names); more > 0 {
+		out += fmt.Sprintf(" (+%d more)", more)
+	}
+	return out
+}
+
+func locationString(l *Location) string {
+	if l == nil || l.Path == "" {
+		return "-"
+	}
+	if l.Line > 0 {
+		return fmt.Sprintf("%s:%d", l.Path, l.Line)
+	}
+	return l.Path
+}
+
+func countFindings(s Summary) int {
+	n := 0
+	for _, c := range s.FindingsBySeverity {
+		n += c
+	}
+	return n
+}
+
+func severityCounts(m map[string]int) string {
+	parts := make([]string, 0, len(tableSeverities))
+	for _, sev := range tableSeverities {
+		parts = append(parts, fmt.Sprintf("%d %s", m[sev], sev))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ruleCounts(m map[string]int) string {
+	rules := make([]string, 0, len(m))
+	for r := range m {
+		rules = append(rules, r)
+	}
+	sort.Strings(rules)
+	parts := make([]string, len(rules))
+	for i, r := range rules {
+		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errWriter keeps the first write error so that the table code can print
+// without checking each call.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	fmt.Fprintf(e, format, args...)
+}

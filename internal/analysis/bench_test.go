@@ -1,3 +1,5 @@
+//go:build unix
+
 package analysis_test
 
 import (
@@ -5,6 +7,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,9 +68,11 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 			b.ReportAllocs()
 			inventoryBytes := liveHeap()
 			peak := startPeakSampler()
+			cpu := cpuTime()
 
 			result := bench(b, inv, opts)
 
+			cpuPerOp := (cpuTime() - cpu) / time.Duration(b.N)
 			peakBytes := peak.stop()
 			liveBytes := liveHeap()
 			runtime.KeepAlive(result)
@@ -76,6 +81,7 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 			b.ReportMetric(float64(inventoryBytes)/mib, "inventory-MiB")
 			b.ReportMetric(float64(liveBytes)/mib, "live-heap-MiB")
 			b.ReportMetric(float64(peakBytes)/mib, "peak-heap-MiB")
+			b.ReportMetric(cpuPerOp.Seconds(), "cpu-s/op")
 		})
 	}
 }
@@ -134,6 +140,17 @@ func BenchmarkReport(b *testing.B) {
 		}
 		return res
 	})
+}
+
+// cpuTime is the process's user plus system CPU time, every thread (the
+// garbage collector's included). On a shared machine it is steadier than
+// ns/op, which counts the time other processes hold the cores.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // heapObjects is live plus not-yet-swept heap objects; right after a GC it

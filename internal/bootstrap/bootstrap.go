@@ -12,6 +12,7 @@ package bootstrap
 import (
 	_ "embed"
 	"fmt"
+	"sort"
 	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -93,16 +94,34 @@ func decode(data []byte) ([]runtime.Object, error) {
 // Secret reads are expected. The groups that stand for everyone are left
 // out: a binding to them is never expected.
 func ControlPlaneSubjects() (map[rbac.Subject]bool, error) {
-	objs, err := Objects()
+	all, err := BindingSubjects()
 	if err != nil {
 		return nil, err
 	}
 	out := map[rbac.Subject]bool{}
+	for _, s := range all {
+		if !s.IsEveryone() {
+			out[s] = true
+		}
+	}
+	return out, nil
+}
+
+// BindingSubjects returns every subject the bootstrap bindings name,
+// normalised, sorted and deduplicated.
+func BindingSubjects() ([]rbac.Subject, error) {
+	objs, err := Objects()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[rbac.Subject]bool{}
+	var out []rbac.Subject
 	add := func(subjects []rbacv1.Subject, ns string) {
 		for _, s := range subjects {
 			n, err := rbac.NormalizeSubject(s, ns)
-			if err == nil && !n.IsEveryone() {
-				out[n] = true
+			if err == nil && !seen[n] {
+				seen[n] = true
+				out = append(out, n)
 			}
 		}
 	}
@@ -114,5 +133,6 @@ func ControlPlaneSubjects() (map[rbac.Subject]bool, error) {
 			add(b.Subjects, b.Namespace)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out, nil
 }

@@ -226,16 +226,12 @@ func worldSubjects(w *World) []rbac.Subject {
 	for _, b := range w.ClusterRoleBindings {
 		add(b.Subjects, "")
 	}
-	objs, err := bootstrap.Objects()
-	if err == nil {
-		for _, o := range objs {
-			switch b := o.(type) {
-			case *rbacv1.ClusterRoleBinding:
-				add(b.Subjects, "")
-			case *rbacv1.RoleBinding:
-				add(b.Subjects, b.Namespace)
-			}
-		}
+	bootstrapSubjects, err := bootstrap.BindingSubjects()
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range bootstrapSubjects {
+		set[s] = true
 	}
 	out := make([]rbac.Subject, 0, len(set))
 	for s := range set {

@@ -86,10 +86,10 @@ func TestEveryApplicableReasonIsReported(t *testing.T) {
 }
 
 func TestScoreOrdersWithinAndAcrossBands(t *testing.T) {
-	if !(score(finding.High, 1) < score(finding.High, 5)) {
+	if score(finding.High, 1) >= score(finding.High, 5) {
 		t.Error("more principals do not score higher")
 	}
-	if !(score(finding.High, 1000) < score(finding.Critical, 1)) {
+	if score(finding.High, 1000) >= score(finding.Critical, 1) {
 		t.Error("a high Secret outranks a critical one")
 	}
 	if score(finding.Low, 1000) != 39 {

@@ -87,7 +87,7 @@ func TestParseSeverity(t *testing.T) {
 	if _, err := ParseSeverity("urgent"); err == nil || !strings.Contains(err.Error(), "critical") {
 		t.Errorf("unknown severity error %v does not list the valid ones", err)
 	}
-	if !(Critical > High && High > Medium && Medium > Low && Low > Info) {
+	if Critical <= High || High <= Medium || Medium <= Low || Low <= Info {
 		t.Error("severities are not ordered")
 	}
 }

@@ -89,7 +89,7 @@ func DataWriteTime(fields []metav1.ManagedFieldsEntry) time.Time {
 		if f.Time == nil || f.FieldsV1 == nil {
 			continue
 		}
-		if !writesData(f.FieldsV1.Raw) {
+		if !writesData(f.FieldsV1.GetRawBytes()) {
 			continue
 		}
 		if f.Time.After(newest) {
@@ -108,7 +108,7 @@ func DataKeysFromManagedFields(fields []metav1.ManagedFieldsEntry) (keys []strin
 		if f.FieldsV1 == nil {
 			continue
 		}
-		set, err := parseFieldSet(f.FieldsV1.Raw)
+		set, err := parseFieldSet(f.FieldsV1.GetRawBytes())
 		if err != nil {
 			continue
 		}

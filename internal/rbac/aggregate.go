@@ -121,7 +121,7 @@ func SameRules(a, b []rbacv1.PolicyRule) bool {
 func ruleKey(r *rbacv1.PolicyRule) string {
 	var b strings.Builder
 	for _, part := range [][]string{r.Verbs, r.APIGroups, r.Resources, r.ResourceNames, r.NonResourceURLs} {
-		b.WriteString(fmt.Sprintf("%d:%q;", len(part), part))
+		fmt.Fprintf(&b, "%d:%q;", len(part), part)
 	}
 	return b.String()
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -96,10 +96,10 @@ func (s Subject) Covers() string {
 // IsEveryone reports whether the subject stands for everyone who can reach
 // the apiserver, or every workload in the cluster.
 func (s Subject) IsEveryone() bool {
-	switch {
-	case s.Kind == KindGroup:
+	switch s.Kind {
+	case KindGroup:
 		return s.Name == GroupAuthenticated || s.Name == GroupUnauthenticated || s.Name == GroupServiceAccounts
-	case s.Kind == KindUser:
+	case KindUser:
 		return s.Name == UserAnonymous
 	}
 	return false
@@ -154,7 +154,7 @@ func SplitServiceAccountUsername(user string) (namespace, name string, ok bool) 
 	if len(utilvalidation.IsDNS1123Label(namespace)) != 0 {
 		return "", "", false
 	}
-	if len(utilvalidation.IsDNS1123Subdomain(name)) != 0 || len(path.IsValidPathSegmentName(name)) != 0 {
+	if len(utilvalidation.IsDNS1123Subdomain(name)) != 0 || len(content.IsPathSegmentName(name)) != 0 {
 		return "", "", false
 	}
 	return namespace, name, true

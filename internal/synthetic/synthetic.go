@@ -15,6 +15,7 @@ package synthetic
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 
@@ -617,10 +618,13 @@ func (g *gen) clusterRoleBindings() {
 		}
 	}
 	total := g.size.ClusterRoleBindings
-	// Tens of cluster-wide Secret readers at the reference scale.
+	// Cluster-wide Secret readers are operators and controllers: 30 at
+	// the reference scale (2k ClusterRoleBindings), growing with the
+	// square root of the cluster rather than with it, as a cluster ten
+	// times larger runs more tenants, not ten times more operators.
 	nReading := 0
 	if len(reading) > 0 {
-		nReading = min(total, max(1, (total*15+500)/1000))
+		nReading = min(total, max(1, int(math.Round(30*math.Sqrt(float64(total)/refClusterRoleBindings)))))
 	}
 	for i := range total {
 		crb := &rbacv1.ClusterRoleBinding{

@@ -57,6 +57,9 @@ func (cp *ControlPlane) WaitForAggregation(ctx context.Context) error {
 		} else if time.Since(since) >= aggregationSettle {
 			return nil
 		}
+		if err := cp.controllerManagerExited(); err != nil {
+			return fmt.Errorf("testenv: waiting for clusterrole aggregation: %w", err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("testenv: waiting for clusterrole aggregation: %w (last: %v)", ctx.Err(), problem)

@@ -173,7 +173,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	admin := User{Name: "keyhole-testenv-admin", Groups: []string{"system:masters"}}
 	users, err := fillUsers(append([]User{admin}, opts.Users...))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("testenv: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "keyhole-testenv-")
 	if err != nil {
@@ -220,12 +220,28 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err := cp.waitForBootstrapPolicy(ctx); err != nil {
 		return nil, err
 	}
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	if cp.kcm != nil && cp.kcm.exited() {
-		return nil, cp.kcm.exitError()
+	if !opts.NoControllerManager {
+		if err := cp.controllerManagerExited(); err != nil {
+			return nil, err
+		}
 	}
 	return cp, nil
+}
+
+// controllerManagerExited returns why kube-controller-manager exited, or
+// nil while it runs (or was never started). Waits on its work report this,
+// since a dead controller manager otherwise looks like a slow one.
+func (cp *ControlPlane) controllerManagerExited() error {
+	if cp.opts.NoControllerManager {
+		return errors.New("kube-controller-manager is not running (Options.NoControllerManager)")
+	}
+	cp.mu.Lock()
+	p := cp.kcm
+	cp.mu.Unlock()
+	if p != nil && p.exited() {
+		return p.exitError()
+	}
+	return nil
 }
 
 func fillUsers(users []User) ([]User, error) {
@@ -699,6 +715,9 @@ func (cp *ControlPlane) WaitForServiceAccount(ctx context.Context, namespace str
 		_, err := client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
 		if err == nil {
 			return nil
+		}
+		if kerr := cp.controllerManagerExited(); kerr != nil {
+			return fmt.Errorf("testenv: waiting for serviceaccount/%s/default: %w", namespace, kerr)
 		}
 		select {
 		case <-ctx.Done():

@@ -20,7 +20,7 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	if testing.Short() {
 		t.Skip("testenv: -short: skipping test that needs a control plane")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), StartTimeout)
 	defer cancel()
 	cp, err := Start(ctx, opts)
 	if err != nil {

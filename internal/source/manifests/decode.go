@@ -155,7 +155,10 @@ const impactObject = "this object is missing from the analysis"
 func (f *fileLoad) decode(data []byte, jsonExt bool) {
 	if jsonExt || looksLikeJSON(data) {
 		docs, errs := splitJSON(data)
-		if jsonExt || len(errs) == 0 {
+		// Content that fails as JSON from its first value on is taken
+		// for YAML; once a value has been read, it is a JSON stream
+		// with an error in it.
+		if jsonExt || len(errs) == 0 || errs[0].index > 1 {
 			f.decodeJSON(docs, errs)
 			return
 		}
@@ -207,13 +210,32 @@ func (f *fileLoad) yamlDocument(index int, d document) {
 	if string(j) == "null" {
 		return // "~" or an explicit null: an empty document
 	}
+	if end := flowRootEnd(d.data); end >= 0 {
+		if i := firstContent(d.data[end:]); i >= 0 {
+			line := d.line + bytes.Count(d.data[:end+i], []byte{'\n'})
+			f.problem(o, nil, impactFile, "line %d starts another object without a --- before it; the rest of the document is not read (kubectl ignores it too)", line)
+		}
+	}
 	f.object(o, j)
+}
+
+// firstContent returns the offset of the first character in text that is
+// neither blank nor in a comment, or -1.
+func firstContent(text []byte) int {
+	for off := 0; off < len(text); {
+		l, next := nextLine(text, off)
+		if hasContent(l) {
+			return off + len(l) - len(bytes.TrimLeft(l, " \t\r"))
+		}
+		off = next
+	}
+	return -1
 }
 
 // templateHint adds a hint when a document that could not be read looks
 // like an unrendered Helm or Go template.
 func templateHint(text []byte) string {
-	if strings.Contains(string(text), "{{") {
+	if bytes.Contains(text, []byte("{{")) {
 		return " (it looks like a template: render it first, e.g. with helm template)"
 	}
 	return ""
@@ -245,7 +267,7 @@ func (f *fileLoad) object(o *object, j []byte) {
 	// utiljson matches keys case-sensitively, as the API server does:
 	// "Kind:" is not "kind:".
 	if err := utiljson.Unmarshal(j, &h); err != nil {
-		f.problem(o, nil, impactObject, "%s; not read", f.decodeErrorText(o, err, nil, "", nil))
+		f.problem(o, nil, impactObject, "%s%s; not read", f.decodeErrorText(o, err, nil, "", nil), templateHint(o.text))
 		return
 	}
 	if h.Kind == "" && o.inherit.Kind != "" {
@@ -254,13 +276,17 @@ func (f *fileLoad) object(o *object, j []byte) {
 	if h.APIVersion == "" && o.inherit.Kind != "" {
 		h.APIVersion = o.inherit.GroupVersion().String()
 	}
+	// A document missing apiVersion or kind is only taken for a broken
+	// object when it has the metadata every object has: Helm's
+	// Chart.yaml has an apiVersion and kustomization.yaml may have a
+	// kind, and neither is an object.
+	looksLikeObject := h.Metadata != nil || o.item != ""
 	switch {
+	case (h.Kind == "" || h.APIVersion == "") && !looksLikeObject:
+		f.note(o, "not a Kubernetes object, skipped")
+		return
 	case h.Kind == "" && h.APIVersion == "":
-		if o.item != "" {
-			f.problem(o, nil, impactObject, "no apiVersion and kind; not read")
-		} else {
-			f.note(o, "not a Kubernetes object, skipped")
-		}
+		f.problem(o, nil, impactObject, "no apiVersion and kind; not read")
 		return
 	case h.Kind == "":
 		f.problem(o, nil, impactObject, "apiVersion %s but no kind; not read", clip(h.APIVersion))
@@ -286,7 +312,7 @@ func (f *fileLoad) object(o *object, j []byte) {
 		if known && info.namespaced {
 			ref.Namespace = h.Metadata.Namespace
 			if ref.Namespace == "" {
-				ref.Namespace = f.l.opts.Namespace
+				ref.Namespace = f.l.opts.DefaultNamespace
 			}
 		}
 	}
@@ -319,7 +345,7 @@ func (f *fileLoad) object(o *object, j []byte) {
 	// kind; the kind is already known here, and the deserializer's own
 	// sniff matches keys case-insensitively, unlike the API server.
 	if err := utiljson.Unmarshal(j, obj); err != nil {
-		f.problem(o, ref, impactObject, "%s; not read", f.decodeErrorText(o, err, j, h.Kind, obj))
+		f.problem(o, ref, impactObject, "%s%s; not read", f.decodeErrorText(o, err, j, h.Kind, obj), templateHint(o.text))
 		return
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
@@ -328,7 +354,7 @@ func (f *fileLoad) object(o *object, j []byte) {
 		case !info.namespaced:
 			m.SetNamespace("")
 		case m.GetNamespace() == "":
-			m.SetNamespace(f.l.opts.Namespace)
+			m.SetNamespace(f.l.opts.DefaultNamespace)
 		}
 	}
 	if !f.check(o, ref, obj) {
@@ -435,7 +461,7 @@ func (f *fileLoad) itemLines(o *object, items []json.RawMessage) []itemPos {
 		lc := lineCounter{buf: o.text}
 		from := 0
 		for i, it := range items {
-			k := strings.Index(string(o.text[from:]), string(it))
+			k := bytes.Index(o.text[from:], it)
 			if k < 0 {
 				return nil
 			}

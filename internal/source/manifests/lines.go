@@ -10,12 +10,16 @@ import "bytes"
 // cannot tell, the document's line is used instead.
 
 // keyLine returns the 1-based line within text where the nested key path
-// is, e.g. ["spec", "containers", "ports"], or 0.
+// is, e.g. ["spec", "containers", "ports"], or 0. Each key must be a direct
+// child of the previous one: the first key indented under a key sets the
+// indentation of its children.
 func keyLine(text []byte, path []string) int {
 	if len(text) == 0 || len(path) == 0 {
 		return 0
 	}
-	var indents []int // indentation of the keys of path matched so far
+	type level struct{ indent, children int }
+	var matched []level
+	rootIndent := -1
 	line := 0
 	for off := 0; off < len(text); {
 		line++
@@ -25,12 +29,23 @@ func keyLine(text []byte, path []string) int {
 		if !ok {
 			continue
 		}
-		for len(indents) > 0 && ind <= indents[len(indents)-1] {
-			indents = indents[:len(indents)-1]
+		if rootIndent < 0 {
+			rootIndent = ind
 		}
-		if key == path[len(indents)] {
-			indents = append(indents, ind)
-			if len(indents) == len(path) {
+		for len(matched) > 0 && ind <= matched[len(matched)-1].indent {
+			matched = matched[:len(matched)-1]
+		}
+		want := rootIndent
+		if len(matched) > 0 {
+			top := &matched[len(matched)-1]
+			if top.children < 0 {
+				top.children = ind
+			}
+			want = top.children
+		}
+		if ind == want && key == path[len(matched)] {
+			matched = append(matched, level{indent: ind, children: -1})
+			if len(matched) == len(path) {
 				return line
 			}
 		}

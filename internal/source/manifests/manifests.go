@@ -12,9 +12,15 @@
 // outright (a binding without a roleRef name, a ClusterRoleBinding to a Role,
 // an apiVersion that is no longer served) are reported and left out rather
 // than guessed at. Two defaults are applied as kubectl apply would: a
-// namespaced object without metadata.namespace goes to Options.Namespace
+// namespaced object without metadata.namespace goes to Options.DefaultNamespace
 // ("default" unless set), and metadata.namespace on a cluster-scoped object is
 // dropped.
+//
+// Positions: a document is numbered among the non-empty documents of its
+// file, from 1, and its line is that of its first line of content (after
+// the "---" and any comments). A List item has the document's number and
+// the line where the item starts when it can be found by indentation (block
+// YAML, any JSON), else the List's line.
 //
 // Secret values never leave this package. Decoder error messages can quote
 // the input, so no decoder's message is passed on as is: every message is
@@ -50,10 +56,10 @@ type Options struct {
 	Stdin io.Reader
 	// MaxFileSize is the largest file (or stdin) read, in bytes.
 	MaxFileSize int64
-	// Namespace is given to namespaced objects that have no
-	// metadata.namespace, like kubectl apply --namespace. Empty means
+	// DefaultNamespace is given to namespaced objects that have no
+	// metadata.namespace, as kubectl apply --namespace does. Empty means
 	// "default".
-	Namespace string
+	DefaultNamespace string
 }
 
 // Load reads every path (a file, a directory read recursively, or "-" for
@@ -68,8 +74,8 @@ func Load(paths []string, b *inventory.Builder, opts Options) ([]source.Coverage
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
 	}
-	if opts.Namespace == "" {
-		opts.Namespace = "default"
+	if opts.DefaultNamespace == "" {
+		opts.DefaultNamespace = "default"
 	}
 	l := &loader{
 		b:           b,
@@ -80,7 +86,11 @@ func Load(paths []string, b *inventory.Builder, opts Options) ([]source.Coverage
 	covs := make([]source.Coverage, 0, len(paths))
 	for _, p := range paths {
 		cov := source.Coverage{Kind: SourceName, Target: p}
-		if l.loadArg(p, &cov) && len(cov.Objects) == 0 && len(cov.Ignored) == 0 {
+		before := len(l.problems)
+		// An input that yields nothing is worth saying when nothing else
+		// was said about it: a typo in CI or an empty pipe looks the same
+		// as a clean run otherwise.
+		if l.loadArg(p, &cov) && len(cov.Objects) == 0 && len(cov.Ignored) == 0 && len(l.problems) == before {
 			cov.Notes = append(cov.Notes, "no Kubernetes objects found")
 		}
 		covs = append(covs, cov)
@@ -113,9 +123,9 @@ func (l *loader) fileProblem(path, impact, format string, args ...any) {
 
 const impactFile = "objects in this input are missing from the analysis"
 
-// loadArg reads one path argument. It reports whether the argument could be
-// read at all (so that "no objects found" is only said of inputs that were
-// there).
+// loadArg reads one path argument. It reports whether the argument was
+// read, so that "no objects found" is only said of inputs that were there
+// and not already read.
 func (l *loader) loadArg(p string, cov *source.Coverage) bool {
 	switch p {
 	case "":
@@ -141,7 +151,7 @@ func (l *loader) loadArg(p string, cov *source.Coverage) bool {
 			return false
 		}
 		l.loadBytes(p, data, true, false, cov)
-		return true
+		return cov.Files > 0
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -149,25 +159,29 @@ func (l *loader) loadArg(p string, cov *source.Coverage) bool {
 		return false
 	}
 	if fi.IsDir() {
-		w := &walk{root: p, cov: cov}
-		l.walkDir(w, p, realPath(p))
+		real := realPath(p)
+		if prev, ok := l.dirsVisited[real]; ok {
+			cov.Notes = append(cov.Notes, alreadyRead(p, prev, "directory"))
+			return false
+		}
+		w := &walk{cov: cov}
+		l.walkDir(w, p, real)
 		w.notes()
 		return true
 	}
 	real := realPath(p)
 	if prev, ok := l.filesRead[real]; ok {
-		cov.Notes = append(cov.Notes, fmt.Sprintf("%s: same file as %s, already read", p, prev))
-		return true
+		cov.Notes = append(cov.Notes, alreadyRead(p, prev, "file"))
+		return false
 	}
 	l.filesRead[real] = p
 	ext := manifestExt(p)
 	l.loadFile(p, ext != "", ext == ".json", cov)
-	return true
+	return cov.Files > 0
 }
 
 // walk is the state of reading one directory argument.
 type walk struct {
-	root    string
 	cov     *source.Coverage
 	skipped int      // files without a manifest extension
 	hidden  []string // hidden directories skipped, as shown to the user
@@ -195,7 +209,7 @@ func (w *walk) notes() {
 // in sorted order.
 func (l *loader) walkDir(w *walk, dir, real string) {
 	if prev, ok := l.dirsVisited[real]; ok {
-		w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%s: same directory as %s, already read", dir, prev))
+		w.cov.Notes = append(w.cov.Notes, alreadyRead(dir, prev, "directory"))
 		return
 	}
 	l.dirsVisited[real] = dir
@@ -207,7 +221,7 @@ func (l *loader) walkDir(w *walk, dir, real string) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		p := filepath.Join(dir, name)
+		p := joinPath(dir, name)
 		mode := e.Type()
 		if mode&fs.ModeSymlink != 0 {
 			l.walkSymlink(w, p, name)
@@ -233,7 +247,7 @@ func (l *loader) walkDir(w *walk, dir, real string) {
 		}
 		fileReal := filepath.Join(real, name)
 		if prev, ok := l.filesRead[fileReal]; ok {
-			w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%s: same file as %s, already read", p, prev))
+			w.cov.Notes = append(w.cov.Notes, alreadyRead(p, prev, "file"))
 			continue
 		}
 		l.filesRead[fileReal] = p
@@ -274,7 +288,7 @@ func (l *loader) walkSymlink(w *walk, p, name string) {
 		w.cov.Notes = append(w.cov.Notes, p+": not a regular file, skipped")
 	default:
 		if prev, ok := l.filesRead[real]; ok {
-			w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%s: same file as %s, already read", p, prev))
+			w.cov.Notes = append(w.cov.Notes, alreadyRead(p, prev, "file"))
 			return
 		}
 		l.filesRead[real] = p
@@ -376,6 +390,25 @@ func manifestExt(name string) string {
 		return ext
 	}
 	return ""
+}
+
+// joinPath joins a name to a directory as the user wrote the directory
+// ("./deploy/" gives "./deploy/x.yaml"), so that paths in messages start
+// with what was typed; filepath.Join would clean it.
+func joinPath(dir, name string) string {
+	if strings.HasSuffix(dir, string(filepath.Separator)) {
+		return dir + name
+	}
+	return dir + string(filepath.Separator) + name
+}
+
+// alreadyRead notes a file or directory reached a second time (named
+// twice, or through a symlink).
+func alreadyRead(p, prev, what string) string {
+	if p == prev {
+		return p + ": already read"
+	}
+	return fmt.Sprintf("%s: same %s as %s, already read", p, what, prev)
 }
 
 func isHidden(name string) bool { return len(name) > 1 && name[0] == '.' && name != ".." }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Decoder error messages quote input: yaml.v2 quotes the scalar a tag does
@@ -200,7 +201,7 @@ func describeDecodeError(err error, into any) decodeError {
 		return decodeError{reason: "a value has the wrong type"}
 	}
 	want := goTypeKind(typ)
-	if strings.Contains(typ, ".") && into != nil {
+	if into != nil {
 		if k := namedTypeKind(reflect.TypeOf(into), path, typ); k != "" {
 			want = k
 		}
@@ -283,7 +284,8 @@ func goTypeKind(t string) string {
 
 // namedTypeKind resolves a named type ("v1.SecretType", "v1.Protocol") met
 // at path in root by reflection, since its name alone does not say whether
-// it is a string or a struct. It returns "" when it cannot tell.
+// it is a string or a struct, and recognises IntOrString fields (whose
+// errors name int32). It returns "" when it cannot tell or need not.
 func namedTypeKind(root reflect.Type, path, typ string) string {
 	t := root
 	for _, name := range strings.Split(path, ".") {
@@ -299,6 +301,16 @@ func namedTypeKind(root reflect.Type, path, typ string) string {
 		}
 		t = f.Type
 	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	// IntOrString reports the error of its int32 half.
+	if t == reflect.TypeFor[intstr.IntOrString]() {
+		return "an integer or a string"
+	}
+	if !strings.Contains(typ, ".") {
+		return "" // a built-in type says what it is
+	}
 	// The error names the innermost type, which may be the element of
 	// the field's list or map.
 	for t.String() != typ && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map) {
@@ -308,8 +320,6 @@ func namedTypeKind(root reflect.Type, path, typ string) string {
 		return ""
 	}
 	switch t.String() {
-	case "intstr.IntOrString":
-		return "an integer or a string"
 	case "resource.Quantity":
 		return "a quantity"
 	case "v1.Time", "v1.MicroTime":

@@ -104,9 +104,15 @@ func splitJSON(buf []byte) (docs []document, errs []jsonSyntaxError) {
 	dec := json.NewDecoder(bytes.NewReader(buf))
 	end := 0 // offset just after the last value read
 	for index := 1; ; index++ {
-		start := skipJSONSpace(buf, end)
+		start, skipped := skipJSONSeparators(buf, end)
 		if start >= len(buf) {
 			return docs, errs
+		}
+		if skipped {
+			// The decoder cannot skip a "---" itself: start a new one
+			// after it.
+			base = start
+			dec = json.NewDecoder(bytes.NewReader(buf[base:]))
 		}
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
@@ -140,6 +146,24 @@ func splitJSON(buf []byte) (docs []document, errs []jsonSyntaxError) {
 		errs = append(errs, e)
 		dec = json.NewDecoder(bytes.NewReader(buf[base:]))
 		end = base
+	}
+}
+
+// skipJSONSeparators skips whitespace and YAML document markers ("---",
+// "...") between JSON values: JSON documents separated as YAML ones are
+// common in generated output. It reports whether it skipped a marker.
+func skipJSONSeparators(buf []byte, off int) (int, bool) {
+	skipped := false
+	for {
+		off = skipJSONSpace(buf, off)
+		if off >= len(buf) || (off > 0 && buf[off-1] != '\n') {
+			return off, skipped
+		}
+		l, next := nextLine(buf, off)
+		if !isMarker(l, "---") && !isMarker(l, "...") || hasContent(l[3:]) {
+			return off, skipped
+		}
+		off, skipped = next, true
 	}
 }
 
@@ -225,4 +249,87 @@ func (c *lineCounter) at(off int) int {
 func (c *lineCounter) col(off int) int {
 	off = max(0, min(off, len(c.buf)))
 	return off - (bytes.LastIndexByte(c.buf[:off], '\n') + 1) + 1
+}
+
+// flowRootEnd returns the offset just after a YAML document's root node
+// when that node is a flow collection or a quoted scalar, or -1 for
+// anything else (a block collection or a plain or block scalar). yaml.v2
+// reads one document and silently ignores what follows its root node, so
+// content after a flow root (such as a second JSON object without a "---"
+// between them) would be dropped without a word.
+func flowRootEnd(doc []byte) int {
+	i := skipJSONSpace(doc, 0)
+	if i >= len(doc) {
+		return -1
+	}
+	var end int
+	switch doc[i] {
+	case '{', '[':
+		end = flowCollectionEnd(doc, i)
+	case '"', '\'':
+		end = quotedEnd(doc, i)
+	default:
+		return -1
+	}
+	if end < 0 {
+		return -1
+	}
+	// A quoted or flow key of a block mapping ("\"kind\": Secret") is not
+	// a root node.
+	rest := bytes.TrimLeft(doc[end:], " \t")
+	if len(rest) > 0 && rest[0] == ':' {
+		return -1
+	}
+	return end
+}
+
+// flowCollectionEnd returns the offset after the flow collection that
+// starts at doc[i], or -1 if it does not end.
+func flowCollectionEnd(doc []byte, i int) int {
+	depth := 0
+	for i < len(doc) {
+		switch c := doc[i]; c {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case '"', '\'':
+			e := quotedEnd(doc, i)
+			if e < 0 {
+				return -1
+			}
+			i = e
+			continue
+		case '#':
+			if i == 0 || isSpace(doc[i-1]) || doc[i-1] == '\n' {
+				_, next := nextLine(doc, i)
+				i = next
+				continue
+			}
+		}
+		i++
+	}
+	return -1
+}
+
+// quotedEnd returns the offset after the quoted scalar that starts at
+// doc[i], or -1.
+func quotedEnd(doc []byte, i int) int {
+	q := doc[i]
+	for j := i + 1; j < len(doc); j++ {
+		switch {
+		case q == '"' && doc[j] == '\\':
+			j++
+		case doc[j] == q:
+			if q == '\'' && j+1 < len(doc) && doc[j+1] == '\'' {
+				j++ // '' is an escaped quote
+				continue
+			}
+			return j + 1
+		}
+	}
+	return -1
 }

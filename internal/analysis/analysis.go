@@ -32,6 +32,12 @@ type Input struct {
 type Options struct {
 	Exposure    exposure.Options
 	ToolVersion string
+	// Rules overrides catalog rules by id, from the config file: another
+	// severity for their findings, or no findings at all.
+	Rules map[string]finding.Override
+	// Suppress, when set, is asked about every finding no annotation
+	// suppresses; a non-nil answer suppresses it (the baseline).
+	Suppress func(report.Finding) *report.Suppressed
 }
 
 // Run analyses the input and returns the report.
@@ -59,6 +65,8 @@ func Run(in Input, opts Options) *report.Report {
 	}
 	a.secrets(rbac.NewReadIndex(policy))
 	a.checkIgnoreAnnotations()
+	// After every analyzer: the config's rule overrides, then the baseline.
+	a.applyOverrides()
 
 	sortFindings(r.Findings)
 	r.Summary = summarize(r)
@@ -72,11 +80,23 @@ type analyzer struct {
 }
 
 func (a *analyzer) add(rule string, obj inventory.Ref, message string, discriminator ...string) {
-	rl, ok := finding.Lookup(rule)
+	a.addResult(finding.Result{Rule: rule, Object: obj, Message: message, Discriminator: discriminator})
+}
+
+// addResult records an analyzer's result as a finding.
+func (a *analyzer) addResult(res finding.Result) {
+	rl, ok := finding.Lookup(res.Rule)
 	if !ok {
-		panic("analysis: rule " + rule + " is not in the catalog")
+		panic("analysis: rule " + res.Rule + " is not in the catalog")
 	}
-	a.addWithSeverity(rl, rl.Severity, obj, message, discriminator...)
+	sev := rl.Severity
+	if res.Severity != nil {
+		sev = *res.Severity
+	}
+	a.addWithSeverity(rl, sev, res.Object, res.Message, res.Discriminator...)
+	if res.Key != "" {
+		a.report.Findings[len(a.report.Findings)-1].Key = res.Key
+	}
 }
 
 func (a *analyzer) addWithSeverity(rl finding.Rule, sev finding.Severity, obj inventory.Ref, message string, discriminator ...string) {
@@ -191,57 +211,90 @@ func (a *analyzer) aggregationDrift(p *rbac.Policy) {
 	}
 }
 
-// secrets builds every Secret's readers and exposure. Secrets of a
-// namespace usually share one reader list; its conversion and assessment
-// are done once per list, not once per Secret.
-func (a *analyzer) secrets(ix *rbac.ReadIndex) {
-	type key struct {
-		first *rbac.Reader
-		n     int
+// SecretExposure is one Secret's direct readers and their assessment.
+// Readers and Assessment are shared between Secrets whose reader lists are
+// the same: callers must not modify them.
+type SecretExposure struct {
+	Secret     *inventory.Secret
+	Readers    []rbac.Reader
+	Assessment *exposure.Assessment
+}
+
+// readerListKey identifies a reader list returned by ReadIndex.Readers:
+// Secrets of a namespace without name-restricted grants share one list.
+type readerListKey struct {
+	first *rbac.Reader
+	n     int
+}
+
+func keyOf(readers []rbac.Reader) readerListKey {
+	k := readerListKey{n: len(readers)}
+	if len(readers) > 0 {
+		k.first = &readers[0]
 	}
-	type cached struct {
-		readers    []report.Reader
-		assessment exposure.Assessment
-	}
-	out := make([]report.Secret, 0, len(a.inv.Secrets))
-	for _, ns := range a.inv.SecretNamespaces() {
-		cache := map[key]cached{}
-		for _, s := range a.inv.SecretsIn(ns) {
+	return k
+}
+
+// AssessSecrets finds every Secret's direct readers and scores them, in
+// inventory order. A namespace's Secrets usually share one reader list; it
+// is assessed once per namespace, not once per Secret (the assessment
+// depends on the namespace, so lists are not shared across namespaces).
+func AssessSecrets(inv *inventory.Inventory, ix *rbac.ReadIndex, opts exposure.Options) []SecretExposure {
+	out := make([]SecretExposure, 0, len(inv.Secrets))
+	for _, ns := range inv.SecretNamespaces() {
+		cache := map[readerListKey]*exposure.Assessment{}
+		for _, s := range inv.SecretsIn(ns) {
 			readers := ix.Readers(s.Namespace, s.Name)
-			k := key{n: len(readers)}
-			if len(readers) > 0 {
-				k.first = &readers[0]
-			}
-			c, ok := cache[k]
+			k := keyOf(readers)
+			a, ok := cache[k]
 			if !ok {
-				c = cached{readers: a.convertReaders(readers), assessment: exposure.Assess(s, readers, a.opts.Exposure)}
-				cache[k] = c
+				assessed := exposure.Assess(s, readers, opts)
+				a = &assessed
+				cache[k] = a
 			}
-			rs := report.Secret{
-				Namespace:   s.Namespace,
-				Name:        s.Name,
-				Type:        string(s.Type),
-				Keys:        nonNil(s.Keys),
-				KeysUnknown: !s.KeysKnown,
-				Readers:     c.readers,
-				Exposure: report.Exposure{
-					Score:      c.assessment.Score,
-					Severity:   c.assessment.Severity.String(),
-					Direct:     c.assessment.Direct,
-					Indirect:   c.assessment.Indirect,
-					Principals: c.assessment.Principals,
-					Top:        subjects(c.assessment.Top),
-				},
-				Recommendation: recommend(c.assessment),
-				Location:       a.location(s.Ref()),
-			}
-			for _, reason := range c.assessment.Reasons {
-				rs.Exposure.Reasons = append(rs.Exposure.Reasons, reason.Text)
-				rl, _ := finding.Lookup(reason.Rule)
-				a.addWithSeverity(rl, reason.Severity, s.Ref(), fmt.Sprintf("%s is %s", s.Ref(), reason.Text))
-			}
-			out = append(out, rs)
+			out = append(out, SecretExposure{Secret: s, Readers: readers, Assessment: a})
 		}
+	}
+	return out
+}
+
+// secrets builds every Secret's report entry and exposure findings.
+// Converted reader lists are shared like the lists they come from.
+func (a *analyzer) secrets(ix *rbac.ReadIndex) {
+	converted := map[readerListKey][]report.Reader{}
+	out := make([]report.Secret, 0, len(a.inv.Secrets))
+	for _, se := range AssessSecrets(a.inv, ix, a.opts.Exposure) {
+		s, as := se.Secret, se.Assessment
+		k := keyOf(se.Readers)
+		readers, ok := converted[k]
+		if !ok {
+			readers = a.convertReaders(se.Readers)
+			converted[k] = readers
+		}
+		rs := report.Secret{
+			Namespace:   s.Namespace,
+			Name:        s.Name,
+			Type:        string(s.Type),
+			Keys:        nonNil(s.Keys),
+			KeysUnknown: !s.KeysKnown,
+			Readers:     readers,
+			Exposure: report.Exposure{
+				Score:      as.Score,
+				Severity:   as.Severity.String(),
+				Direct:     as.Direct,
+				Indirect:   as.Indirect,
+				Principals: as.Principals,
+				Top:        subjects(as.Top),
+			},
+			Recommendation: recommend(*as),
+			Location:       a.location(s.Ref()),
+		}
+		for _, reason := range as.Reasons {
+			rs.Exposure.Reasons = append(rs.Exposure.Reasons, reason.Text)
+			rl, _ := finding.Lookup(reason.Rule)
+			a.addWithSeverity(rl, reason.Severity, s.Ref(), fmt.Sprintf("%s is %s", s.Ref(), reason.Text))
+		}
+		out = append(out, rs)
 	}
 	a.report.Secrets = out
 }

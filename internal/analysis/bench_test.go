@@ -21,7 +21,7 @@ import (
 
 // benchSizes are the worlds the benchmarks run on, proportional to the
 // reference world (100k Secrets, 5k namespaces, 20k roles, 50k bindings,
-// 30k ServiceAccounts). 1M needs several GiB and minutes to generate, so
+// 30k ServiceAccounts). 1M needs about 16 GiB and minutes per benchmark, so
 // it only runs with KEYHOLE_BENCH_1M=1.
 var benchSizes = []struct {
 	name    string
@@ -62,7 +62,7 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 	for _, size := range benchSizes {
 		b.Run(size.name, func(b *testing.B) {
 			if size.gated && os.Getenv("KEYHOLE_BENCH_1M") != "1" {
-				b.Skip("set KEYHOLE_BENCH_1M=1 to run (needs ~10 GiB)")
+				b.Skip("set KEYHOLE_BENCH_1M=1 to run: needs about 16 GiB and minutes per benchmark")
 			}
 			inv, opts := benchWorld(b, size.secrets)
 			b.ReportAllocs()
@@ -92,21 +92,10 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 // referenced while the live heap is measured.
 func BenchmarkDirectReaders(b *testing.B) {
 	runSizes(b, func(b *testing.B, inv *inventory.Inventory, opts exposure.Options) any {
-		type result struct {
-			readers     [][]rbac.Reader
-			assessments []exposure.Assessment
-		}
-		var res result
+		var res []analysis.SecretExposure
 		for b.Loop() {
 			ix := rbac.NewReadIndex(rbac.NewPolicy(inv, rbac.AggregationComputed))
-			res = result{
-				readers:     make([][]rbac.Reader, len(inv.Secrets)),
-				assessments: make([]exposure.Assessment, len(inv.Secrets)),
-			}
-			for i, s := range inv.Secrets {
-				res.readers[i] = ix.Readers(s.Namespace, s.Name)
-				res.assessments[i] = exposure.Assess(s, res.readers[i], opts)
-			}
+			res = analysis.AssessSecrets(inv, ix, opts)
 		}
 		return res
 	})

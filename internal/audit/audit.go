@@ -13,6 +13,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/bootstrap"
 	"github.com/keyhole-sec/keyhole/internal/exposure"
+	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
@@ -26,6 +27,9 @@ type OfflineOptions struct {
 	Stdin io.Reader
 	// NoBootstrap leaves the embedded bootstrap policy out.
 	NoBootstrap bool
+	// Ignore, when set, names manifest files not to read inside
+	// directories (the config's ignore.paths); see manifests.Options.
+	Ignore func(path string) bool
 }
 
 // Offline reads manifests into an analysis input. Aggregated ClusterRoles
@@ -41,7 +45,7 @@ func Offline(paths []string, opts OfflineOptions) (analysis.Input, error) {
 		in.Coverage = append(in.Coverage, source.Coverage{Kind: "bootstrap",
 			Target: "Kubernetes " + bootstrap.KubernetesVersion + " bootstrap RBAC policy", Objects: counts})
 	}
-	covs, problems := manifests.Load(paths, b, manifests.Options{Stdin: opts.Stdin})
+	covs, problems := manifests.Load(paths, b, manifests.Options{Stdin: opts.Stdin, Ignore: opts.Ignore})
 	in.Coverage = append(in.Coverage, covs...)
 	in.Problems = append(in.Problems, problems...)
 	in.Inventory = b.Build()
@@ -71,6 +75,13 @@ type Options struct {
 	// Expected adds subjects to the expected readers; the control-plane
 	// identities of the bootstrap policy are always expected.
 	Expected []rbac.Subject
+	// ManyPrincipals overrides exposure.DefaultManyPrincipals when
+	// positive.
+	ManyPrincipals int
+	// Rules overrides catalog rules by id (the config file's rules).
+	Rules map[string]finding.Override
+	// Suppress suppresses findings no annotation does (the baseline).
+	Suppress func(report.Finding) *report.Suppressed
 }
 
 // Analyze runs the analysis with keyhole's defaults.
@@ -83,7 +94,9 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 		expected[s] = true
 	}
 	return analysis.Run(in, analysis.Options{
-		Exposure:    exposure.Options{Expected: expected},
+		Exposure:    exposure.Options{Expected: expected, ManyPrincipals: opts.ManyPrincipals},
 		ToolVersion: opts.ToolVersion,
+		Rules:       opts.Rules,
+		Suppress:    opts.Suppress,
 	}), nil
 }

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,17 +56,20 @@ const (
 // reading Secrets (via=table, via=full):
 //
 //   - in process, timing audit.Live (every LIST: list-s) and audit.Analyze
-//     (analysis-s) separately, and their ratio (analysis/list);
-//   - as `keyhole audit` in a subprocess, timing the whole run (wall-s,
-//     also ns/op) and reading its peak RSS (rss-MiB), the number that
-//     tells metadata-only Secrets from full ones.
+//     (analysis-s) apart, and their ratio (analysis/list); the heap's peak
+//     during the LIST (list-peak-heap-MiB); and the JSON encoding of the
+//     report (json-s, report-MiB), which the CLI does next;
+//   - as `keyhole audit --format json` in a subprocess, as users run it:
+//     wall time (wall-s, also ns/op) and peak RSS (rss-MiB); and again with
+//     --format table (tablefmt-wall-s, tablefmt-rss-MiB), whose report is
+//     small, to tell the audit's own memory from the JSON encoder's.
 //
 // secrets-wire-MiB is the decoded size of the Secrets responses alone and
 // secrets-alloc-MiB the heap allocated reading them (MeasureSecretsList).
-// Over several iterations rss-MiB is the highest, the others the mean.
-// Loading the world is measured and logged, not a target. Compare ratios
-// within one run: absolute times depend on the machine and on what else
-// runs on it.
+// Over several iterations the RSS and heap peaks are the highest seen,
+// the others the mean. Loading the world is measured and logged, not a
+// target. Compare ratios within one run: absolute times depend on the
+// machine and on what else runs on it.
 func BenchmarkLiveAudit(b *testing.B) {
 	n := liveBenchEnv(b, "KEYHOLE_BENCH_LIVE_SECRETS", 20_000)
 	cp := testenv.StartT(b, testenv.Options{}) // skips under -short
@@ -86,8 +90,9 @@ func BenchmarkLiveAudit(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				r := auditInProcess(b, cfg, via)
+				r.tableWall, r.tableRSSKiB = auditSubprocess(b, bin, cp.KubeconfigPath, via, "table")
 				b.StartTimer()
-				r.wall, r.rssKiB = auditSubprocess(b, bin, cp.KubeconfigPath, via)
+				r.wall, r.rssKiB = auditSubprocess(b, bin, cp.KubeconfigPath, via, "json")
 				sum.add(r)
 			}
 			r := sum.mean(b.N)
@@ -95,12 +100,15 @@ func BenchmarkLiveAudit(b *testing.B) {
 			b.ReportMetric(r.list.Seconds(), "list-s")
 			b.ReportMetric(r.analysis.Seconds(), "analysis-s")
 			b.ReportMetric(r.analysis.Seconds()/r.list.Seconds(), "analysis/list")
-			b.ReportMetric(r.wall.Seconds(), "wall-s")
-			b.ReportMetric(float64(r.rssKiB)/1024, "rss-MiB")
-			b.ReportMetric(float64(r.wire)/(1<<20), "secrets-wire-MiB")
-			b.ReportMetric(float64(r.secretsAlloc)/(1<<20), "secrets-alloc-MiB")
+			b.ReportMetric(mib(r.listPeakHeap), "list-peak-heap-MiB")
 			b.ReportMetric(r.encode.Seconds(), "json-s")
-			b.ReportMetric(float64(r.reportBytes)/(1<<20), "report-MiB")
+			b.ReportMetric(mib(r.reportBytes), "report-MiB")
+			b.ReportMetric(r.wall.Seconds(), "wall-s")
+			b.ReportMetric(mib(r.rssKiB<<10), "rss-MiB")
+			b.ReportMetric(r.tableWall.Seconds(), "tablefmt-wall-s")
+			b.ReportMetric(mib(r.tableRSSKiB<<10), "tablefmt-rss-MiB")
+			b.ReportMetric(mib(r.wire), "secrets-wire-MiB")
+			b.ReportMetric(mib(r.secretsAlloc), "secrets-alloc-MiB")
 			b.ReportMetric(float64(r.secrets), "secrets")
 			rows = append(rows, r)
 			// Logged here rather than by the parent, whose log only shows
@@ -110,26 +118,34 @@ func BenchmarkLiveAudit(b *testing.B) {
 	}
 }
 
+func mib[T int64 | uint64](n T) float64 { return float64(n) / (1 << 20) }
+
 // liveBenchTable formats the rows measured so far, and how full compares
 // with table once both are in.
 func liveBenchTable(rows []liveBenchRow) string {
 	var t strings.Builder
-	fmt.Fprintf(&t, "%-5s %7s %7s %10s %13s %6s %7s %8s | %8s %11s %12s %12s %10s\n",
+	fmt.Fprintf(&t, "%-5s %7s %7s %10s %13s %7s %8s %8s %12s %12s\n",
 		"via", "secrets", "LIST s", "analysis s", "analysis/LIST", "JSON s", "wall s", "RSS MiB",
-		"wire MiB", "Secrets MiB", "LIST all MiB", "analysis MiB", "report MiB")
+		"wall s (-o table)", "RSS MiB (-o table)")
 	for _, r := range rows {
-		fmt.Fprintf(&t, "%-5s %7d %7.2f %10.2f %13.3f %6.2f %7.2f %8.0f | %8.1f %11.0f %12.0f %12.0f %10.1f\n",
+		fmt.Fprintf(&t, "%-5s %7d %7.2f %10.2f %13.3f %7.2f %8.2f %8.0f %17.2f %18.0f\n",
 			r.via, r.secrets, r.list.Seconds(), r.analysis.Seconds(), r.analysis.Seconds()/r.list.Seconds(),
-			r.encode.Seconds(), r.wall.Seconds(), float64(r.rssKiB)/1024, float64(r.wire)/(1<<20),
-			float64(r.secretsAlloc)/(1<<20), float64(r.listAlloc)/(1<<20), float64(r.analysisAlloc)/(1<<20),
-			float64(r.reportBytes)/(1<<20))
+			r.encode.Seconds(), r.wall.Seconds(), mib(r.rssKiB<<10), r.tableWall.Seconds(), mib(r.tableRSSKiB<<10))
 	}
-	t.WriteString("(wall, RSS: the keyhole subprocess, RSS at its peak. After |: decoded size of the Secrets responses; heap allocated listing the Secrets alone, listing everything, analysing; size of the JSON report)\n")
-	if len(rows) == 2 && rows[0].rssKiB > 0 {
-		fmt.Fprintf(&t, "full/table: peak RSS ×%.2f, LIST ×%.2f, wall ×%.2f, Secrets allocated ×%.1f; findings %d/%d\n",
-			float64(rows[1].rssKiB)/float64(rows[0].rssKiB), rows[1].list.Seconds()/rows[0].list.Seconds(),
-			rows[1].wall.Seconds()/rows[0].wall.Seconds(), float64(rows[1].secretsAlloc)/float64(rows[0].secretsAlloc),
-			rows[1].findings, rows[0].findings)
+	fmt.Fprintf(&t, "%-5s %13s %17s %14s %19s %18s %10s %9s\n",
+		"via", "Secrets wire", "Secrets allocated", "LIST allocated", "LIST peak heap MiB", "analysis allocated", "report MiB", "findings")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "%-5s %13.1f %17.0f %14.0f %19.0f %18.0f %10.1f %9d\n",
+			r.via, mib(r.wire), mib(r.secretsAlloc), mib(r.listAlloc), mib(r.listPeakHeap), mib(r.analysisAlloc),
+			mib(r.reportBytes), r.findings)
+	}
+	if len(rows) == 2 && rows[0].rssKiB > 0 && rows[0].listPeakHeap > 0 {
+		x := func(full, table float64) float64 { return full / table }
+		fmt.Fprintf(&t, "full/table: LIST ×%.2f, LIST peak heap ×%.2f, RSS ×%.2f (-o table: ×%.2f), wall ×%.2f (-o table: ×%.2f), Secrets on the wire ×%.1f, allocated ×%.1f\n",
+			x(rows[1].list.Seconds(), rows[0].list.Seconds()), x(mib(rows[1].listPeakHeap), mib(rows[0].listPeakHeap)),
+			x(float64(rows[1].rssKiB), float64(rows[0].rssKiB)), x(float64(rows[1].tableRSSKiB), float64(rows[0].tableRSSKiB)),
+			x(rows[1].wall.Seconds(), rows[0].wall.Seconds()), x(rows[1].tableWall.Seconds(), rows[0].tableWall.Seconds()),
+			x(mib(rows[1].wire), mib(rows[0].wire)), x(mib(rows[1].secretsAlloc), mib(rows[0].secretsAlloc)))
 	}
 	return t.String()
 }
@@ -139,30 +155,35 @@ type liveBenchRow struct {
 	via                          string
 	list, analysis, encode, wall time.Duration
 	rssKiB                       int64
+	tableWall                    time.Duration // --format table
+	tableRSSKiB                  int64
 	wire, reportBytes            int64
 	// Heap allocated (runtime TotalAlloc) by the Secrets LIST alone, by
-	// the whole live load, and by the analysis.
-	secretsAlloc, listAlloc, analysisAlloc uint64
-	secrets, findings                      int
+	// the whole live load, and by the analysis; the heap's peak above its
+	// starting point during the live load.
+	secretsAlloc, listAlloc, analysisAlloc, listPeakHeap uint64
+	secrets, findings                                    int
 }
 
 func (s *liveBenchRow) add(r liveBenchRow) {
 	s.list += r.list
 	s.analysis += r.analysis
-	s.wall += r.wall
 	s.encode += r.encode
-	s.reportBytes = r.reportBytes
+	s.wall += r.wall
+	s.tableWall += r.tableWall
 	s.rssKiB = max(s.rssKiB, r.rssKiB)
+	s.tableRSSKiB = max(s.tableRSSKiB, r.tableRSSKiB)
+	s.listPeakHeap = max(s.listPeakHeap, r.listPeakHeap)
 	s.wire += r.wire
 	s.secretsAlloc += r.secretsAlloc
 	s.listAlloc += r.listAlloc
 	s.analysisAlloc += r.analysisAlloc
-	s.secrets, s.findings = r.secrets, r.findings
+	s.reportBytes, s.secrets, s.findings = r.reportBytes, r.secrets, r.findings
 }
 
 func (s liveBenchRow) mean(n int) liveBenchRow {
 	d := time.Duration(n)
-	s.list, s.analysis, s.encode, s.wall = s.list/d, s.analysis/d, s.encode/d, s.wall/d
+	s.list, s.analysis, s.encode, s.wall, s.tableWall = s.list/d, s.analysis/d, s.encode/d, s.wall/d, s.tableWall/d
 	s.wire /= int64(n)
 	s.secretsAlloc /= uint64(n)
 	s.listAlloc /= uint64(n)
@@ -172,7 +193,7 @@ func (s liveBenchRow) mean(n int) liveBenchRow {
 
 // auditInProcess lists the Secrets once untimed (it warms the apiserver's
 // caches for this way of reading, and measures the wire size), then times
-// the whole LIST and the analysis apart.
+// the whole LIST, the analysis and the JSON encoding apart.
 func auditInProcess(b *testing.B, cfg *rest.Config, via string) liveBenchRow {
 	b.Helper()
 	ctx := context.Background()
@@ -184,12 +205,14 @@ func auditInProcess(b *testing.B, cfg *rest.Config, via string) liveBenchRow {
 	var m0, m1, m2 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
+	peak := sampleHeap()
 	start := time.Now()
 	in, err := audit.Live(ctx, cfg, opts)
+	list := time.Since(start)
+	peakHeap := peak()
 	if err != nil {
 		b.Fatal(err)
 	}
-	list := time.Since(start)
 	runtime.ReadMemStats(&m1)
 	if len(in.Problems) > 0 {
 		b.Fatalf("live audit via=%s: %d problem(s), first: %s", via, len(in.Problems), in.Problems[0].Message)
@@ -201,8 +224,6 @@ func auditInProcess(b *testing.B, cfg *rest.Config, via string) liveBenchRow {
 	}
 	analysis := time.Since(start)
 	runtime.ReadMemStats(&m2)
-	// The report itself, which the CLI writes after the analysis: its
-	// size explains much of the subprocess's peak RSS.
 	var w countingWriter
 	start = time.Now()
 	if err := report.WriteJSON(&w, rep); err != nil {
@@ -213,35 +234,121 @@ func auditInProcess(b *testing.B, cfg *rest.Config, via string) liveBenchRow {
 	for _, c := range rep.Summary.FindingsBySeverity {
 		findings += c
 	}
-	return liveBenchRow{list: list, analysis: analysis, wire: st.BytesRead,
+	return liveBenchRow{list: list, analysis: analysis, encode: encode, wire: st.BytesRead, reportBytes: int64(w),
 		secretsAlloc: st.Allocated, listAlloc: m1.TotalAlloc - m0.TotalAlloc, analysisAlloc: m2.TotalAlloc - m1.TotalAlloc,
-		encode: encode, reportBytes: int64(w),
-		secrets: in.Inventory.Counts()["Secret"], findings: findings}
+		listPeakHeap: peakHeap, secrets: in.Inventory.Counts()["Secret"], findings: findings}
+}
+
+// sampleHeap samples the heap (live objects and garbage not yet swept)
+// every millisecond; the function it returns stops sampling and returns
+// the highest value seen above the heap at the start.
+func sampleHeap() func() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	base := read()
+	peak := base
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				peak = max(peak, read())
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-stopped
+		return max(peak, read()) - base
+	}
 }
 
 // auditSubprocess runs `keyhole audit` on the cluster and returns its wall
 // time and peak RSS in KiB. Exit 1 (findings at or above the threshold)
 // is the expected outcome; 2 means keyhole could not audit.
-func auditSubprocess(b *testing.B, bin, kubeconfig, via string) (time.Duration, int64) {
+//
+// keyhole is started by a fresh copy of this test binary (see init), not
+// by this process: Go starts children with clone(CLONE_VM), and Linux
+// then counts the parent's own peak RSS, gigabytes here after the
+// in-process audit, in the child's ru_maxrss.
+func auditSubprocess(b *testing.B, bin, kubeconfig, via, format string) (time.Duration, int64) {
 	b.Helper()
-	cmd := exec.Command(bin, "audit", "--kubeconfig", kubeconfig, "--format", "json",
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	result := filepath.Join(b.TempDir(), "rusage")
+	cmd := exec.Command(self, bin, "audit", "--kubeconfig", kubeconfig, "--format", format,
 		"--output", os.DevNull, "--secrets-via="+via, "--verbose")
-	cmd.Env = withoutKeyholeEnv(os.Environ())
+	cmd.Env = append(withoutKeyholeEnv(os.Environ()), launcherEnv+"="+result)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		b.Fatalf("keyhole audit --secrets-via=%s --format %s: %v\n%s", via, format, err, tail(stderr.String(), 20))
+	}
+	raw, err := os.ReadFile(result)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wall time.Duration
+	var rss int64
+	if _, err := fmt.Sscan(string(raw), &wall, &rss); err != nil {
+		b.Fatalf("launcher result %q: %v", raw, err)
+	}
+	if format == "json" {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, "inventory built") {
+				b.Logf("keyhole audit --secrets-via=%s: %s", via, line)
+			}
+		}
+	}
+	return wall, rss
+}
+
+// launcherEnv, when set, makes the test binary a launcher: it runs its
+// arguments as a command, writes the command's wall time (ns) and peak RSS
+// (KiB) to the file the variable names, and exits with its exit code. A
+// freshly started launcher is small, so what it passes on to the child's
+// ru_maxrss is less than keyhole's own footprint.
+const launcherEnv = "KEYHOLE_LIVE_BENCH_LAUNCHER"
+
+func init() {
+	if result := os.Getenv(launcherEnv); result != "" {
+		os.Exit(launch(result, os.Args[1:]))
+	}
+}
+
+func launch(result string, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "launcher: no command")
+		return 2
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = withoutKeyholeEnv(os.Environ())
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
 	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
-		b.Fatalf("keyhole audit --secrets-via=%s: %v\n%s", via, err, tail(stderr.String(), 20))
+	if err != nil && !errors.As(err, &exit) {
+		fmt.Fprintf(os.Stderr, "launcher: %v\n", err)
+		return 2
 	}
-	for _, line := range strings.Split(stderr.String(), "\n") {
-		if strings.Contains(line, "inventory built") {
-			b.Logf("keyhole audit --secrets-via=%s: %s", via, line)
-		}
+	if err := os.WriteFile(result, fmt.Appendf(nil, "%d %d\n", int64(wall), maxRSSKiB(cmd.ProcessState)), 0o600); err != nil {
+		fmt.Fprintf(os.Stderr, "launcher: %v\n", err)
+		return 2
 	}
-	return wall, maxRSSKiB(cmd.ProcessState)
+	return cmd.ProcessState.ExitCode()
 }
 
 // maxRSSKiB is the peak resident set of a finished process. Linux reports

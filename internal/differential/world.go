@@ -116,9 +116,9 @@ func (g *gen) generate() {
 				Data: map[string][]byte{"value": []byte("KEYHOLE-CANARY-differential")}})
 		}
 	}
-	// Names for resourceNames: existing ones, a missing one, and the
-	// literal "*".
-	ruleNames := append(append([]string{}, secretNames...), "missing", "*")
+	// Names for resourceNames: existing ones, a missing one, the literal
+	// "*", and "" (which matches an unfiltered list or watch).
+	ruleNames := append(append([]string{}, secretNames...), "missing", "*", "")
 
 	aggLabel := g.name("agg")
 	var labels []string // label values roles can be selected by

@@ -7,7 +7,6 @@ package exposure
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/keyhole-sec/keyhole/internal/finding"
@@ -65,7 +64,10 @@ func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment
 		many = DefaultManyPrincipals
 	}
 	a := Assessment{Direct: len(readers)}
-	var everyone, outside []string
+	// Readers come sorted by subject. Only the first few of each class
+	// are described: a Secret may have hundreds of readers, and Assess runs
+	// for every distinct reader list.
+	var everyone, outside []rbac.Reader
 	var top [3][]rbac.Subject // everyone, outside, the rest
 	for _, r := range readers {
 		if opts.IsExpected(r.Subject) {
@@ -74,13 +76,13 @@ func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment
 		a.Principals++
 		switch {
 		case r.Subject.IsEveryone():
-			everyone = append(everyone, describe(r))
-			top[0] = append(top[0], r.Subject)
+			everyone = append(everyone, r)
+			top[0] = appendTop(top[0], r.Subject)
 		case isOutside(s.Namespace, r):
-			outside = append(outside, describe(r))
-			top[1] = append(top[1], r.Subject)
+			outside = append(outside, r)
+			top[1] = appendTop(top[1], r.Subject)
 		default:
-			top[2] = append(top[2], r.Subject)
+			top[2] = appendTop(top[2], r.Subject)
 		}
 	}
 	for _, group := range top {
@@ -167,11 +169,26 @@ func describe(r rbac.Reader) string {
 	return b.String()
 }
 
-// list joins up to three items and counts the rest.
-func list(items []string) string {
-	sort.Strings(items)
-	if len(items) <= 3 {
-		return strings.Join(items, "; ")
+// listShown is how many readers a reason names.
+const listShown = 3
+
+// list describes the first readers and counts the rest.
+func list(readers []rbac.Reader) string {
+	n := min(len(readers), listShown)
+	parts := make([]string, n)
+	for i := range n {
+		parts[i] = describe(readers[i])
 	}
-	return strings.Join(items[:3], "; ") + fmt.Sprintf("; and %d more", len(items)-3)
+	out := strings.Join(parts, "; ")
+	if len(readers) > n {
+		out += fmt.Sprintf("; and %d more", len(readers)-n)
+	}
+	return out
+}
+
+func appendTop(top []rbac.Subject, s rbac.Subject) []rbac.Subject {
+	if len(top) < MaxTop {
+		top = append(top, s)
+	}
+	return top
 }

@@ -119,3 +119,21 @@ func Fingerprint(rule string, obj inventory.Ref, discriminator ...string) string
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// Result is what an analyzer reports: one rule violated by one object. The
+// analysis turns results into report findings (title, location,
+// fingerprint, suppression), so analyzers stay pure and small.
+type Result struct {
+	Rule string
+	// Severity overrides the rule's default when set; most results leave
+	// it nil.
+	Severity *Severity
+	Object   inventory.Ref
+	Message  string
+	// Discriminator tells apart results of one rule on one object (a
+	// container and key name, a subject). It feeds the fingerprint, so it
+	// must be stable across runs and file moves, and never a value.
+	Discriminator []string
+	// Key is the Secret or ConfigMap key concerned, if any (never a value).
+	Key string
+}

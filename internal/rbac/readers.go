@@ -114,6 +114,13 @@ func secretReads(rules []rbacv1.PolicyRule) readGrant {
 			g.names = map[string]Verbs{}
 		}
 		for _, name := range r.ResourceNames {
+			if name == "" {
+				// A list or watch without a field selector is authorized
+				// with an empty name, so resourceNames [""] allows listing
+				// every Secret in scope: a grant on all names.
+				g.all |= v & (VerbList | VerbWatch)
+				continue
+			}
 			g.names[name] |= v
 		}
 	}
@@ -280,7 +287,9 @@ func sortVia(v []Via) []Via {
 }
 
 // SecretReads returns what rules grant on core/v1 Secrets: the read verbs
-// granted on every name, and the verbs granted per restricted name.
+// that reach every name, and the verbs granted per restricted name. A verb
+// reaches Secret X when the authorizer allows it with name X, or, for list
+// and watch, with the empty name of an unfiltered list.
 func SecretReads(rules []rbacv1.PolicyRule) (all Verbs, names map[string]Verbs) {
 	g := secretReads(rules)
 	return g.all, g.names

@@ -259,3 +259,15 @@ func TestSameRules(t *testing.T) {
 		t.Error("a subset is the same")
 	}
 }
+
+// TestEmptyResourceNameListsEverything: resourceNames [""] matches the
+// empty name of an unfiltered list or watch, so it reads every Secret in
+// scope; get always names a Secret and is not granted.
+func TestEmptyResourceNameListsEverything(t *testing.T) {
+	inv := (&world{}).secret("a", "db").role("a", "r", rule(s("get", "list", "watch"), s(""), s("secrets"), "")).
+		roleBinding("a", "b", "Role", "r", user("mallory")).build(t)
+	got := readersOf(t, inv, AggregationComputed, "a", "db")
+	if want := map[string]Verbs{"User/mallory": VerbList | VerbWatch}; !reflect.DeepEqual(got, want) {
+		t.Errorf("readers = %v, want %v", got, want)
+	}
+}

@@ -5,9 +5,11 @@
 // grant nothing on Secrets while some read them by name, by wildcard or
 // through ClusterRole aggregation; bindings mix Users, Groups and
 // ServiceAccounts, some from other namespaces, and a few point at roles
-// that do not exist. The same seed and Size always give the same world,
-// object for object, so benchmark results and generated manifests can be
-// compared across runs and machines.
+// that do not exist. A larger world has more namespaces of the same sizes,
+// not larger namespaces, and its cluster-wide Secret readers grow with the
+// square root of its size. The same seed and Size always give the same
+// world, object for object, so benchmark results and generated manifests
+// (WriteYAML) can be compared across runs and machines.
 //
 // Nothing here is a real credential: every Secret value is the same short
 // placeholder.
@@ -196,9 +198,10 @@ var (
 	envs        = []string{"prod", "staging", "dev", "qa", "sandbox"}
 	secretBases = []string{"db-credentials", "api-key", "oauth-client", "s3-access", "smtp", "jwt-signing",
 		"webhook-token", "redis-auth", "kafka-sasl", "ldap-bind", "stripe", "sentry-dsn", "github-app"}
-	saBases   = []string{"app", "worker", "ci-deployer", "backup", "metrics", "operator", "migrator", "ingest", "cron", "gateway"}
-	roleBases = []string{"app", "deployer", "debug", "ci", "operator", "oncall", "reader", "config", "jobs", "monitoring"}
-	crBases   = []string{"operator", "controller", "exporter", "agent", "webhook", "csi-driver", "ingress", "mesh", "policy", "backup"}
+	opaqueKeys = []string{"username", "password", "token", "url", "key"}
+	saBases    = []string{"app", "worker", "ci-deployer", "backup", "metrics", "operator", "migrator", "ingest", "cron", "gateway"}
+	roleBases  = []string{"app", "deployer", "debug", "ci", "operator", "oncall", "reader", "config", "jobs", "monitoring"}
+	crBases    = []string{"operator", "controller", "exporter", "agent", "webhook", "csi-driver", "ingress", "mesh", "policy", "backup"}
 )
 
 // namespaces names the namespaces and gives each a weight. Weights are
@@ -275,8 +278,8 @@ func (g *gen) secrets() {
 			s.Name = fmt.Sprintf("%s-%d", pick(g.r, secretBases), idx)
 			s.Type = corev1.SecretTypeOpaque
 			s.Data = map[string][]byte{}
-			for k := range 1 + g.r.IntN(3) {
-				s.Data[[]string{"username", "password", "token", "url", "key"}[k]] = value
+			for _, k := range opaqueKeys[:1+g.r.IntN(len(opaqueKeys))] {
+				s.Data[k] = value
 			}
 			s.Labels = map[string]string{"app": pick(g.r, saBases)}
 		case x < 82:

@@ -389,8 +389,11 @@ func (f *fileLoad) add(o *object, ref *inventory.Ref, obj runtime.Object) {
 		return
 	}
 	source.Count(&f.cov.Objects, ref.Kind)
-	if replaced && prev.Path != "" {
+	switch {
+	case replaced && prev.Path != "":
 		f.cov.Notes = append(f.cov.Notes, fmt.Sprintf("%s in %s replaces the one in %s", ref, shortLocation(loc), shortLocation(prev)))
+	case replaced && prev.Layer != "":
+		f.cov.Notes = append(f.cov.Notes, fmt.Sprintf("%s in %s replaces the %s policy's", ref, shortLocation(loc), prev.Layer))
 	}
 }
 

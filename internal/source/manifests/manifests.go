@@ -60,6 +60,12 @@ type Options struct {
 	// metadata.namespace, as kubectl apply --namespace does. Empty means
 	// "default".
 	DefaultNamespace string
+	// Ignore, when set, is asked about every manifest file met inside a
+	// directory argument, with its slash-separated path relative to that
+	// directory; true leaves the file unread. Ignored files are listed in
+	// a coverage note, never dropped silently. A file named as an argument
+	// is always read.
+	Ignore func(path string) bool
 }
 
 // Load reads every path (a file, a directory read recursively, or "-" for
@@ -164,7 +170,7 @@ func (l *loader) loadArg(p string, cov *source.Coverage) bool {
 			cov.Notes = append(cov.Notes, alreadyRead(p, prev, "directory"))
 			return false
 		}
-		w := &walk{cov: cov}
+		w := &walk{cov: cov, root: p}
 		l.walkDir(w, p, real)
 		w.notes()
 		return true
@@ -183,26 +189,49 @@ func (l *loader) loadArg(p string, cov *source.Coverage) bool {
 // walk is the state of reading one directory argument.
 type walk struct {
 	cov     *source.Coverage
-	skipped int      // files without a manifest extension
+	root    string   // the directory argument, as the user gave it
+	skipped []string // files without a manifest extension
+	ignored []string // manifest files Options.Ignore left unread
 	hidden  []string // hidden directories skipped, as shown to the user
+}
+
+// listSome joins the first few items and counts the rest.
+func listSome(items []string, show int) string {
+	list := strings.Join(items[:min(show, len(items))], ", ")
+	if len(items) > show {
+		list += fmt.Sprintf(" and %d more", len(items)-show)
+	}
+	return list
 }
 
 func (w *walk) notes() {
 	if len(w.hidden) > 0 {
-		const show = 5
-		list := strings.Join(w.hidden[:min(show, len(w.hidden))], ", ")
-		if len(w.hidden) > show {
-			list += fmt.Sprintf(" and %d more", len(w.hidden)-show)
-		}
-		w.cov.Notes = append(w.cov.Notes, "hidden directories skipped: "+list)
+		w.cov.Notes = append(w.cov.Notes, "hidden directories skipped: "+listSome(w.hidden, 5))
 	}
-	if w.skipped > 0 {
+	if n := len(w.skipped); n > 0 {
 		noun := "files"
-		if w.skipped == 1 {
+		if n == 1 {
 			noun = "file"
 		}
-		w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%d %s skipped: not .yaml, .yml or .json", w.skipped, noun))
+		w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%s: %d %s skipped, not .yaml, .yml or .json: %s", w.root, n, noun, listSome(w.skipped, 3)))
 	}
+	if n := len(w.ignored); n > 0 {
+		w.cov.Notes = append(w.cov.Notes, fmt.Sprintf("%s: %d manifest file(s) ignored by config (ignore.paths): %s", w.root, n, listSome(w.ignored, 3)))
+	}
+}
+
+// ignore reports whether Options.Ignore leaves the file p, met during w,
+// unread, and records it if so.
+func (l *loader) ignore(w *walk, p string) bool {
+	if l.opts.Ignore == nil {
+		return false
+	}
+	rel := strings.TrimLeft(strings.TrimPrefix(p, w.root), string(filepath.Separator))
+	if !l.opts.Ignore(filepath.ToSlash(rel)) {
+		return false
+	}
+	w.ignored = append(w.ignored, p)
+	return true
 }
 
 // walkDir reads dir (shown to the user as dir, really at real) recursively,
@@ -237,7 +266,10 @@ func (l *loader) walkDir(w *walk, dir, real string) {
 		}
 		ext := manifestExt(name)
 		if ext == "" {
-			w.skipped++
+			w.skipped = append(w.skipped, p)
+			continue
+		}
+		if l.ignore(w, p) {
 			continue
 		}
 		if !mode.IsRegular() {
@@ -265,7 +297,7 @@ func (l *loader) walkSymlink(w *walk, p, name string) {
 		if ext != "" {
 			l.fileProblem(p, impactFile, "broken symlink: %v", osError(err))
 		} else {
-			w.skipped++
+			w.skipped = append(w.skipped, p)
 		}
 		return
 	}
@@ -283,7 +315,8 @@ func (l *loader) walkSymlink(w *walk, p, name string) {
 		}
 		l.walkDir(w, p, real)
 	case ext == "":
-		w.skipped++
+		w.skipped = append(w.skipped, p)
+	case l.ignore(w, p):
 	case !fi.Mode().IsRegular():
 		w.cov.Notes = append(w.cov.Notes, p+": not a regular file, skipped")
 	default:
@@ -305,7 +338,7 @@ func (l *loader) loadFile(p string, claimed, jsonExt bool, cov *source.Coverage)
 		l.fileProblem(p, impactFile, "%v", osError(err))
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose on close
 	limit := l.opts.MaxFileSize
 	// Stat the open file, not the path: it is the file being read.
 	fi, err := f.Stat()

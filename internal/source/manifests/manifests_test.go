@@ -364,7 +364,7 @@ func TestLoadFixtures(t *testing.T) {
 			ignored: map[string]int{"Kustomization": 1},
 			notes: []string{
 				"hidden directories skipped: tree/.github",
-				"2 files skipped: not .yaml, .yml or .json",
+				"tree: 2 files skipped, not .yaml, .yml or .json: tree/README.md, tree/app/notes.txt",
 			},
 		},
 		{

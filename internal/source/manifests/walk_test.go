@@ -67,7 +67,7 @@ func TestWalkSymlinks(t *testing.T) {
 	diffStrings(t, "notes", r.notes(), []string{
 		"root/a.yaml: same file as root/a-again.yaml, already read",
 		"root/sub/loop: same directory as root, already read",
-		"1 file skipped: not .yaml, .yml or .json",
+		"root: 1 file skipped, not .yaml, .yml or .json: root/broken.txt",
 	})
 	if got := r.covs[0].Files; got != 5 {
 		t.Errorf("Files = %d, want 5", got)
@@ -94,7 +94,7 @@ func TestWalkHiddenAndOtherFiles(t *testing.T) {
 	diffStrings(t, "problems", r.messages(), nil)
 	diffStrings(t, "notes", r.notes(), []string{
 		"hidden directories skipped: repo/.git, repo/.github, repo/app/.cache, repo/deep/.h0, repo/deep/.h1 and 4 more",
-		"4 files skipped: not .yaml, .yml or .json",
+		"repo: 4 files skipped, not .yaml, .yml or .json: repo/Makefile, repo/README.md, repo/app/NOTES.txt and 1 more",
 	})
 	// A hidden directory named on the command line is read.
 	r = load(t, []string{"repo/.github"}, Options{})
@@ -195,7 +195,9 @@ func TestFileSizeLimit(t *testing.T) {
 	if err := f.Truncate(DefaultMaxFileSize + 1<<20 + 1); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r = load(t, []string{"huge.yaml"}, Options{})
 	diffStrings(t, "problems", r.messages(), []string{"huge.yaml: file is 33.1 MiB, over the 32 MiB limit; not read"})
 }

@@ -1,7 +1,9 @@
 // Package report owns keyhole's single result type, the keyhole.io/v1alpha1
-// Report, and the sinks that format it (table, JSON). Sinks only format:
-// everything they print is already in the Report. The schema is documented
-// in docs/report-format.md; fields are only ever added, never renamed.
+// Report, and the sinks that format it (table, JSON, SARIF, Markdown).
+// Sinks only format: everything they print is already in the Report, apart
+// from the static rule catalog (titles, help links) that SARIF describes its
+// rules with. The schema is documented in docs/report-format.md; fields are
+// only ever added, never renamed.
 package report
 
 // APIVersion and Kind identify the report schema.

@@ -8,7 +8,7 @@ import (
 )
 
 // Formats lists the output formats, the default first.
-var Formats = []string{"table", "json"}
+var Formats = []string{"table", "json", "sarif", "markdown"}
 
 // Write formats r to w in the named format.
 func Write(w io.Writer, format string, r *Report) error {
@@ -17,6 +17,10 @@ func Write(w io.Writer, format string, r *Report) error {
 		return WriteTable(w, r)
 	case "json":
 		return WriteJSON(w, r)
+	case "sarif":
+		return WriteSARIF(w, r)
+	case "markdown":
+		return WriteMarkdown(w, r)
 	}
 	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }

@@ -13,8 +13,9 @@ var tableSeverities = []string{"critical", "high", "medium", "low", "info"}
 
 // WriteTable writes the report for people: a summary line, then per
 // namespace each Secret with its severity, reader count and most exposed
-// readers, then the findings and the errors. Columns are aligned and every
-// list is sorted, so two runs over the same world print the same text.
+// readers, then the findings with their counts by rule, and the errors.
+// Columns are aligned and every list is sorted, so two runs over the same
+// world print the same text.
 func WriteTable(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	ew.printf("keyhole %s: %d Secrets, %d findings (%s)",
@@ -57,7 +58,17 @@ func WriteTable(w io.Writer, r *Report) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		ew.printf("\nBY RULE: %s\n", ruleCounts(r.Summary.FindingsByRule))
+	}
+	if len(r.Summary.FindingsByRule) > 0 {
+		ew.printf("\nFINDINGS BY RULE\n")
+		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE\tTITLE\tSEVERITY\tCOUNT")
+		for _, rc := range ruleCounts(r) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", rc.rule, rc.title, rc.severity, rc.count)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 
 	if len(r.Errors) > 0 {
@@ -121,17 +132,48 @@ func severityCounts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func ruleCounts(m map[string]int) string {
-	rules := make([]string, 0, len(m))
-	for r := range m {
-		rules = append(rules, r)
+type ruleCount struct {
+	rule, title, severity string
+	count                 int
+}
+
+// ruleCounts lists the rules with unsuppressed findings, sorted by id, with
+// the title and the highest severity of their counted findings (a finding
+// may raise its rule's default severity).
+func ruleCounts(r *Report) []ruleCount {
+	byRule := map[string]*ruleCount{}
+	for rule, n := range r.Summary.FindingsByRule {
+		byRule[rule] = &ruleCount{rule: rule, count: n, title: "-", severity: "-"}
 	}
-	sort.Strings(rules)
-	parts := make([]string, len(rules))
-	for i, r := range rules {
-		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	for _, f := range r.Findings {
+		rc := byRule[f.Rule]
+		if rc == nil || f.Suppressed != nil {
+			continue
+		}
+		if f.Title != "" {
+			rc.title = f.Title
+		}
+		if severityRank(f.Severity) > severityRank(rc.severity) {
+			rc.severity = f.Severity
+		}
 	}
-	return strings.Join(parts, ", ")
+	out := make([]ruleCount, 0, len(byRule))
+	for _, rc := range byRule {
+		out = append(out, *rc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rule < out[j].rule })
+	return out
+}
+
+// severityRank orders severity names, most severe highest; unknown names
+// rank below info.
+func severityRank(sev string) int {
+	for i, s := range tableSeverities {
+		if s == sev {
+			return len(tableSeverities) - i
+		}
+	}
+	return 0
 }
 
 // errWriter keeps the first write error so that the table code can print

@@ -54,6 +54,8 @@ lint: $(GOLANGCI_LINT)
 fuzz:
 	$(GO) test ./internal/source/manifests/ -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/rbac/ -run '^$$' -fuzz FuzzRuleAllows -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/config/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/baseline/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 ## fuzz-rbac: the differential test against SubjectAccessReview over RBAC_WORLDS random worlds
 fuzz-rbac: control-plane

@@ -16,6 +16,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/source"
+	"github.com/keyhole-sec/keyhole/internal/workload"
 )
 
 // Input is what the sources produced.
@@ -38,6 +39,9 @@ type Options struct {
 	// Suppress, when set, is asked about every finding no annotation
 	// suppresses; a non-nil answer suppresses it (the baseline).
 	Suppress func(report.Finding) *report.Suppressed
+	// Workload configures the workload and hygiene rules. SecretReaders
+	// and Complete are answered by the analysis when left unset.
+	Workload workload.Options
 }
 
 // Run analyses the input and returns the report.
@@ -63,7 +67,9 @@ func Run(in Input, opts Options) *report.Report {
 	if in.Aggregation == rbac.AggregationStored {
 		a.aggregationDrift(policy)
 	}
-	a.secrets(rbac.NewReadIndex(policy))
+	ix := rbac.NewReadIndex(policy)
+	a.secrets(ix)
+	a.workloads(in, ix)
 	a.checkIgnoreAnnotations()
 	// After every analyzer: the config's rule overrides, then the baseline.
 	a.applyOverrides()

@@ -7,6 +7,7 @@ package audit
 import (
 	"context"
 	"io"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/source"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 	"github.com/keyhole-sec/keyhole/internal/source/manifests"
+	"github.com/keyhole-sec/keyhole/internal/workload"
 )
 
 // OfflineOptions configure an offline audit.
@@ -82,6 +84,12 @@ type Options struct {
 	Rules map[string]finding.Override
 	// Suppress suppresses findings no annotation does (the baseline).
 	Suppress func(report.Finding) *report.Suppressed
+	// Now is the time of the audit, against which Secret staleness is
+	// judged; the current time when zero.
+	Now time.Time
+	// StaleAfter is the age of a Secret's last data write beyond which it
+	// is stale; workload.DefaultStaleAfter when zero.
+	StaleAfter time.Duration
 }
 
 // Analyze runs the analysis with keyhole's defaults.
@@ -93,10 +101,15 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 	for _, s := range opts.Expected {
 		expected[s] = true
 	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	return analysis.Run(in, analysis.Options{
 		Exposure:    exposure.Options{Expected: expected, ManyPrincipals: opts.ManyPrincipals},
 		ToolVersion: opts.ToolVersion,
 		Rules:       opts.Rules,
 		Suppress:    opts.Suppress,
+		Workload:    workload.Options{Now: now, StaleAfter: opts.StaleAfter},
 	}), nil
 }

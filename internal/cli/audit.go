@@ -26,6 +26,7 @@ type auditOptions struct {
 	failOn      string
 	noBootstrap bool
 	secretsVia  string
+	gate        gateOptions
 }
 
 func newAuditCommand(g *globals, stdin io.Reader, stdout io.Writer) *cobra.Command {
@@ -46,7 +47,9 @@ it; 2 usage error or input that could not be read (the report is still
 printed for everything that could be).`,
 		Example: `  keyhole audit --manifests deploy/
   keyhole audit --manifests - --format json < world.yaml
-  keyhole audit --kubeconfig ~/.kube/config --fail-on critical`,
+  keyhole audit --kubeconfig ~/.kube/config --fail-on critical
+  keyhole audit --manifests deploy/ --config keyhole.yaml --baseline keyhole-baseline.json
+  keyhole audit diff --base origin/main --manifests deploy/ --fail-on-increase high`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAudit(cmd.Context(), g, o, stdin, stdout)
@@ -62,6 +65,8 @@ printed for everything that could be).`,
 	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
 	f.StringVar(&o.secretsVia, "secrets-via", "table", "how to list live Secrets without their values: table (server-side Table, metadata only) or full (values dropped page by page)")
 	_ = f.MarkHidden("secrets-via")
+	o.gate.addFlags(f)
+	cmd.AddCommand(newDiffCommand(g, stdout))
 	return cmd
 }
 
@@ -77,6 +82,10 @@ func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader,
 	if !live && (o.kubeconfig != "" || o.context != "") {
 		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
 	}
+	gt, err := o.gate.load()
+	if err != nil {
+		return err
+	}
 	var in analysis.Input
 	if live {
 		cfg, cerr := cluster.RESTConfig(o.kubeconfig, o.context)
@@ -85,17 +94,22 @@ func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader,
 		}
 		in, err = audit.Live(ctx, cfg, cluster.Options{SecretsVia: o.secretsVia})
 	} else {
-		in, err = audit.Offline(o.manifests, audit.OfflineOptions{Stdin: stdin, NoBootstrap: o.noBootstrap})
+		in, err = audit.Offline(o.manifests, audit.OfflineOptions{Stdin: stdin, NoBootstrap: o.noBootstrap, Ignore: gt.ignore()})
 	}
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
 	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
-	rep, err := audit.Analyze(in, audit.Options{ToolVersion: Version})
+	aopts := audit.Options{ToolVersion: Version}
+	gt.apply(&aopts)
+	rep, err := audit.Analyze(in, aopts)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
 	if err := writeReport(o, stdout, rep); err != nil {
+		return &exitError{code: ExitError, err: err}
+	}
+	if err := gt.finish(g.logger, rep); err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
 	for _, e := range rep.Errors {

@@ -60,13 +60,21 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "keyhole: %v\n", ee.err)
+			printError(stderr, ee.err)
 		}
 		return ee.code
 	}
 	// Cobra's own errors: unknown flags, bad arguments.
-	fmt.Fprintf(stderr, "keyhole: %v\n", err)
+	printError(stderr, err)
 	return ExitError
+}
+
+// printError prints an error, one "keyhole: " line per line of it (a
+// config file's problems come one per line).
+func printError(stderr io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "keyhole: %s\n", line)
+	}
 }
 
 type globals struct {
@@ -102,7 +110,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors on stderr")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug logs on stderr")
-	root.AddCommand(newAuditCommand(g, stdin, stdout), newVersionCommand(stdout))
+	root.AddCommand(newAuditCommand(g, stdin, stdout), newConfigCommand(stdout), newVersionCommand(stdout))
 	return root
 }
 

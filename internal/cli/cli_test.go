@@ -28,7 +28,7 @@ func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr s
 }
 
 func TestGolden(t *testing.T) {
-	for _, format := range []string{"json", "table"} {
+	for _, format := range []string{"json", "table", "sarif", "markdown"} {
 		t.Run(format, func(t *testing.T) {
 			t.Chdir(repoRoot) // paths in the report are as the user typed them
 			code, out, stderr := run(t, "", "audit", "--manifests", "testdata/demo", "--format", format)
@@ -145,7 +145,7 @@ func TestDemoAnswers(t *testing.T) {
 func TestCanaryNeverLeaks(t *testing.T) {
 	t.Chdir(repoRoot)
 	var inputs []string
-	for _, dir := range []string{"testdata/demo", "testdata/manifests"} {
+	for _, dir := range []string{"testdata/demo", "testdata/manifests", "testdata/rules"} {
 		if _, err := os.Stat(dir); err == nil {
 			inputs = append(inputs, dir)
 		}

@@ -72,6 +72,16 @@ const (
 	DanglingBinding          = "KH120"
 	InvalidSubject           = "KH121"
 	AggregationDrift         = "KH122"
+
+	SecretInEnvironment          = "KH201"
+	HardcodedEnvCredential       = "KH202"
+	AutomountedSecretReaderToken = "KH210"
+	MissingSecretReference       = "KH220"
+
+	ConfigMapCredential       = "KH401"
+	LegacyServiceAccountToken = "KH402"
+	UnusedSecret              = "KH410"
+	StaleSecret               = "KH411"
 )
 
 var catalog = []Rule{
@@ -89,6 +99,24 @@ var catalog = []Rule{
 		"The subject can never match a request, so the binding does not do what its author meant."},
 	{AggregationDrift, "Aggregated ClusterRole differs from its selectors", Medium,
 		"The rules stored in an aggregated ClusterRole are not the union its selectors select, so the authorizer uses rules nobody declared."},
+
+	{SecretInEnvironment, "Secret injected as an environment variable", Low,
+		"Environment variables leak into child processes, crash reports, logs and /proc, where a mounted file would not."},
+	{HardcodedEnvCredential, "Hard-coded credential in a container's environment", High,
+		"The credential is written in the pod specification, which everyone who can read pods or workloads (the view role) can read, and which is kept in Git."},
+	{AutomountedSecretReaderToken, "ServiceAccount token that can read Secrets mounted by default", Medium,
+		"Whoever runs code in the pod can use the mounted token to read Secrets through the API."},
+	{MissingSecretReference, "Reference to a Secret that does not exist", Low,
+		"Pods that need the Secret cannot start, and whoever later creates a Secret under that name decides what they receive."},
+
+	{ConfigMapCredential, "Credential stored in a ConfigMap", High,
+		"ConfigMaps are not treated as confidential: the view role and many controllers read them, and they are kept in Git."},
+	{LegacyServiceAccountToken, "Long-lived ServiceAccount token Secret", Medium,
+		"A legacy ServiceAccount token never expires: a copy stays valid until the Secret is deleted."},
+	{UnusedSecret, "Secret not referenced by any workload", Low,
+		"A credential nobody uses can still be read by everyone who can read Secrets in its namespace, and is rarely rotated."},
+	{StaleSecret, "Secret not rotated", Low,
+		"The Secret's data has not changed for longer than the rotation limit, so a leaked copy stays valid."},
 }
 
 // Catalog returns every rule, sorted by id.

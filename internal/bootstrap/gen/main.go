@@ -251,11 +251,11 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	defer os.Remove(f.Name()) // no-op after the rename
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("writing %s: %w", f.Name(), err)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {

@@ -112,9 +112,11 @@ func transportReason(err error, timeout time.Duration) (failKind, string) {
 	case errors.As(err, &alert):
 		return failTLS, "the server ended the handshake: " + oneLine(alert.Error())
 	case strings.Contains(text, "remote error: tls:"):
-		return failTLS, "the server ended the handshake: " + text[strings.Index(text, "remote error: tls:"):]
+		_, after, _ := strings.Cut(text, "remote error: tls:")
+		return failTLS, "the server ended the handshake: remote error: tls:" + after
 	case strings.Contains(text, "x509: "):
-		return failTLS, oneLine(text[strings.Index(text, "x509: "):])
+		_, after, _ := strings.Cut(text, "x509: ")
+		return failTLS, oneLine("x509: " + after)
 	case strings.Contains(text, "getting credentials:"):
 		return failCredentials, oneLine(text[strings.Index(text, "getting credentials:")+len("getting credentials:"):])
 	case errors.As(err, &dns):

@@ -49,7 +49,9 @@ func (f *fakePager) page(_ context.Context, limit int64, cont string) ([]any, st
 	}
 	start := 0
 	if cont != "" {
-		fmt.Sscan(cont, &start)
+		if _, err := fmt.Sscan(cont, &start); err != nil {
+			return nil, "", err
+		}
 	}
 	end := min(start+int(limit), len(f.items))
 	var out []any
@@ -172,7 +174,7 @@ func TestSecretsFromTable(t *testing.T) {
 		if fields != "" {
 			m.ManagedFields = []metav1.ManagedFieldsEntry{{
 				Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &written,
-				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields),
 			}}
 		}
 		raw, err := json.Marshal(m)

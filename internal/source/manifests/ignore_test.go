@@ -43,7 +43,9 @@ func TestIgnore(t *testing.T) {
 			if !reflect.DeepEqual(asked, wantAsked) {
 				t.Errorf("Ignore asked about %v, want %v", asked, wantAsked)
 			}
-			j := func(s ...string) string { return strings.Join(append([]string{strings.TrimSuffix(root, "/")}, s...), string(filepath.Separator)) }
+			j := func(s ...string) string {
+				return strings.Join(append([]string{strings.TrimSuffix(root, "/")}, s...), string(filepath.Separator))
+			}
 			wantNote := root + ": 3 manifest file(s) ignored by config (ignore.paths): " +
 				strings.Join([]string{j("app_test.yaml"), j("linked_test.yaml"), j("vendor", "lib.yaml")}, ", ")
 			if !contains(r.covs[0].Notes, wantNote) {

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/keyhole-sec/keyhole/internal/finding"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
+)
+
+// validate checks what the types alone do not: versions, rule ids,
+// severities, subjects, globs and durations.
+func (d *decoder) validate(c *Config) {
+	switch c.APIVersion {
+	case APIVersion:
+	case "":
+		if !d.reported["apiVersion"] { // else reported by the walk
+			d.problem("apiVersion", d.at("apiVersion"), "missing: want %s", APIVersion)
+		}
+	default:
+		d.problem("apiVersion", d.at("apiVersion"), "%q is not supported: want %s", c.APIVersion, APIVersion)
+	}
+	switch c.Kind {
+	case Kind:
+	case "":
+		if !d.reported["kind"] { // else reported by the walk
+			d.problem("kind", d.at("kind"), "missing: want %s", Kind)
+		}
+	default:
+		d.problem("kind", d.at("kind"), "%q is not a keyhole config: want %s", c.Kind, Kind)
+	}
+	d.validateRules(c)
+	d.validateSubjects(c)
+	if c.ManyPrincipals != nil && *c.ManyPrincipals < 1 {
+		d.problem("manyPrincipals", d.at("manyPrincipals"), "must be at least 1, not %d", *c.ManyPrincipals)
+	}
+	for i, p := range c.Ignore.Paths {
+		field := fmt.Sprintf("ignore.paths[%d]", i)
+		switch {
+		case strings.TrimSpace(p) == "":
+			d.problem(field, d.at(field), "empty pattern")
+		case strings.HasPrefix(p, "/"):
+			d.problem(field, d.at(field), "%q is absolute: patterns match paths relative to each --manifests directory", p)
+		case !doublestar.ValidatePattern(p):
+			d.problem(field, d.at(field), "%q is not a valid glob", p)
+		}
+	}
+	if c.StaleAfter != "" {
+		dur, err := ParseDuration(c.StaleAfter)
+		switch {
+		case err != nil:
+			d.problem("staleAfter", d.at("staleAfter"), "%v", err)
+		case dur <= 0:
+			d.problem("staleAfter", d.at("staleAfter"), "must be positive, not %q", c.StaleAfter)
+		default:
+			c.staleAfter = dur
+		}
+	}
+}
+
+func (d *decoder) validateRules(c *Config) {
+	ids := make([]string, 0, len(c.Rules))
+	for id := range c.Rules {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var known []string
+	for _, r := range finding.Catalog() {
+		known = append(known, r.ID)
+	}
+	for _, id := range ids {
+		field := "rules." + id
+		if _, ok := finding.Lookup(id); !ok {
+			d.problem(field, d.at(field), "unknown rule id%s", hint(id, known))
+			continue
+		}
+		r := c.Rules[id]
+		if r.Severity != "" {
+			if _, err := finding.ParseSeverity(r.Severity); err != nil {
+				d.problem(field+".severity", d.at(field+".severity"), "%v", err)
+			} else if r.Severity != strings.ToLower(r.Severity) {
+				d.problem(field+".severity", d.at(field+".severity"), "write severities in lower case: %q", strings.ToLower(r.Severity))
+			}
+		}
+		if r.Enabled != nil && !*r.Enabled && r.Severity != "" {
+			d.problem(field, d.at(field), "a disabled rule has no severity: remove one of enabled and severity")
+		}
+	}
+}
+
+var subjectKinds = []string{rbac.KindGroup, rbac.KindServiceAccount, rbac.KindUser}
+
+func (d *decoder) validateSubjects(c *Config) {
+	seen := map[rbac.Subject]string{}
+	for i, s := range c.ExpectedReaders {
+		field := fmt.Sprintf("expectedReaders[%d]", i)
+		at := d.at(field)
+		switch s.Kind {
+		case rbac.KindServiceAccount:
+			if s.Namespace == "" {
+				d.problem(field, at, "ServiceAccount %q needs a namespace", s.Name)
+			} else if errs := utilvalidation.IsDNS1123Label(s.Namespace); len(errs) > 0 {
+				d.problem(field+".namespace", d.at(field+".namespace"), "%q is not a namespace name: %s", s.Namespace, errs[0])
+			}
+		case rbac.KindUser, rbac.KindGroup:
+			if s.Namespace != "" {
+				d.problem(field+".namespace", d.at(field+".namespace"), "only a ServiceAccount has a namespace, not a %s", s.Kind)
+			}
+		case "":
+			if !d.reported[field+".kind"] { // else reported by the walk
+				d.problem(field, at, "kind missing: want one of %s", strings.Join(subjectKinds, ", "))
+			}
+			continue
+		default:
+			d.problem(field+".kind", d.at(field+".kind"), "%q is not a subject kind%s", s.Kind, hint(s.Kind, subjectKinds))
+			continue
+		}
+		if s.Name == "" {
+			if !d.reported[field+".name"] { // else reported by the walk
+				d.problem(field, at, "%s without a name", s.Kind)
+			}
+			continue
+		}
+		key := s.rbac()
+		if prev, dup := seen[key]; dup {
+			d.problem(field, at, "%s is listed twice (also %s)", key, prev)
+			continue
+		}
+		seen[key] = field
+	}
+}

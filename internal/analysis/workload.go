@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/workload"
 )
@@ -11,7 +10,7 @@ import (
 func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex) {
 	opts := a.opts.Workload
 	if opts.SecretReaders == nil {
-		opts.SecretReaders = secretReaders(a.inv, ix)
+		opts.SecretReaders = secretReaders(ix)
 	}
 	opts.Complete = opts.Complete || complete(in)
 	for _, res := range workload.Analyze(a.inv, opts) {
@@ -19,27 +18,14 @@ func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex) {
 	}
 }
 
-// secretReaders returns whether a subject reads at least one Secret of the
-// inventory directly, system:masters aside. A ServiceAccount also reads
-// what the groups every ServiceAccount of its namespace belongs to read:
-// system:serviceaccounts, system:serviceaccounts:NS and
+// secretReaders returns whether a subject holds a grant to read Secrets,
+// system:masters aside, whether or not the Secrets it reaches are in the
+// inventory (an offline repository often holds none). A ServiceAccount
+// also reads what the groups every ServiceAccount of its namespace belongs
+// to read: system:serviceaccounts, system:serviceaccounts:NS and
 // system:authenticated.
-func secretReaders(inv *inventory.Inventory, ix *rbac.ReadIndex) func(rbac.Subject) bool {
-	readers := map[rbac.Subject]bool{}
-	// Secrets of a namespace share one reader list: walk each list once.
-	walked := map[*rbac.Reader]int{}
-	for _, s := range inv.Secrets {
-		list := ix.Readers(s.Namespace, s.Name)
-		if len(list) == 0 || walked[&list[0]] == len(list) {
-			continue
-		}
-		walked[&list[0]] = len(list)
-		for _, r := range list {
-			if r.Subject != rbac.Superuser.Subject {
-				readers[r.Subject] = true
-			}
-		}
-	}
+func secretReaders(ix *rbac.ReadIndex) func(rbac.Subject) bool {
+	readers := ix.Grantees()
 	group := func(name string) rbac.Subject { return rbac.Subject{Kind: rbac.KindGroup, Name: name} }
 	everyServiceAccount := readers[group(rbac.GroupServiceAccounts)] || readers[group(rbac.GroupAuthenticated)]
 	return func(s rbac.Subject) bool {

@@ -44,11 +44,35 @@ func TestSecretReaders(t *testing.T) {
 			objs = append(objs, tt.binding)
 		}
 		inv := build(t, objs)
-		reads := secretReaders(inv, rbac.NewReadIndex(rbac.NewPolicy(inv, rbac.AggregationComputed)))
+		reads := secretReaders(rbac.NewReadIndex(rbac.NewPolicy(inv, rbac.AggregationComputed)))
 		for s, want := range tt.reads {
 			if got := reads(s); got != want {
 				t.Errorf("%s: %s reads Secrets: %v, want %v", tt.name, s, got, want)
 			}
+		}
+	}
+}
+
+// TestSecretReadersWithoutSecrets: a repository often holds no Secret
+// manifests; a ServiceAccount bound to a Secret-reading role still reads
+// Secrets.
+func TestSecretReadersWithoutSecrets(t *testing.T) {
+	inv := build(t, []any{
+		&rbacv1.ClusterRole{ObjectMeta: meta("", "reader"), Rules: readAll},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: meta("", "ci"), RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "reader"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "ci", Name: "deployer"}}},
+		&rbacv1.RoleBinding{ObjectMeta: meta("x", "named"), RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "one"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "app"}}},
+		&rbacv1.Role{ObjectMeta: meta("x", "one"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"later"}}}},
+	})
+	reads := secretReaders(rbac.NewReadIndex(rbac.NewPolicy(inv, rbac.AggregationComputed)))
+	for s, want := range map[rbac.Subject]bool{
+		{Kind: rbac.KindServiceAccount, Namespace: "ci", Name: "deployer"}: true,
+		{Kind: rbac.KindServiceAccount, Namespace: "x", Name: "app"}:       true,
+		{Kind: rbac.KindServiceAccount, Namespace: "x", Name: "other"}:     false,
+	} {
+		if got := reads(s); got != want {
+			t.Errorf("%s reads Secrets: %v, want %v", s, got, want)
 		}
 	}
 }

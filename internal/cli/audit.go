@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -133,21 +132,8 @@ func validFormat(f string) bool {
 	return false
 }
 
-func writeReport(o *auditOptions, stdout io.Writer, rep *report.Report) (err error) {
-	w := stdout
-	if o.output != "" && o.output != "-" {
-		f, err := os.OpenFile(o.output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("--output %s: %w", o.output, cerr)
-			}
-		}()
-		w = f
-	}
-	return report.Write(w, o.format, rep)
+func writeReport(o *auditOptions, stdout io.Writer, rep *report.Report) error {
+	return writeOutput(o.output, stdout, func(w io.Writer) error { return report.Write(w, o.format, rep) })
 }
 
 // failing counts the unsuppressed findings at or above the threshold.

@@ -297,3 +297,23 @@ func diffLines(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestOutputFileIsPrivate: --output leaves the report readable by its owner
+// only, even when the file existed with wider permissions.
+func TestOutputFileIsPrivate(t *testing.T) {
+	t.Chdir(repoRoot)
+	out := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "audit", "--manifests", "testdata/demo/platform", "--output", out, "-o", "json"); code == ExitError {
+		t.Fatalf("exit 2: %s", stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("--output file mode %v, want 0600", fi.Mode().Perm())
+	}
+}

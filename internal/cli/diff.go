@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -118,11 +119,14 @@ func runDiff(ctx context.Context, g *globals, o *diffOptions, stdout io.Writer) 
 		}
 	}
 
-	baseRep, err := auditTree(gt, base, o.noBootstrap)
+	// Both sides are judged at the same instant, or staleness could
+	// differ between them for no change at all.
+	now := time.Now()
+	baseRep, err := auditTree(gt, base, o.noBootstrap, now)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	headRep, err := auditTree(gt, head, o.noBootstrap)
+	headRep, err := auditTree(gt, head, o.noBootstrap, now)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
@@ -157,12 +161,12 @@ func sideLabel(s diff.Side) string {
 }
 
 // auditTree runs the offline audit of one side with the config applied.
-func auditTree(gt *gate, t *diff.Tree, noBootstrap bool) (*report.Report, error) {
+func auditTree(gt *gate, t *diff.Tree, noBootstrap bool, now time.Time) (*report.Report, error) {
 	in, err := audit.Offline(t.Paths, audit.OfflineOptions{NoBootstrap: noBootstrap, Ignore: gt.ignore()})
 	if err != nil {
 		return nil, err
 	}
-	aopts := audit.Options{ToolVersion: Version}
+	aopts := audit.Options{ToolVersion: Version, Now: now}
 	gt.apply(&aopts)
 	rep, err := audit.Analyze(in, aopts)
 	if err != nil {
@@ -186,6 +190,12 @@ func writeOutput(output string, stdout io.Writer, fn func(io.Writer) error) (err
 	}
 	f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	// O_CREATE's mode applies to new files only: an existing report file
+	// may have been world-readable.
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
 		return fmt.Errorf("--output: %w", err)
 	}
 	defer func() {

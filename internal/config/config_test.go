@@ -106,6 +106,8 @@ func TestBadConfigs(t *testing.T) {
 		{"empty apiVersion", "apiVersion: \"\"\nkind: Config\n", []string{`k.yaml:1:1: apiVersion: missing: want keyhole.io/v1alpha1`}},
 		{"alias", header + "expectedReaders:\n  - &g {kind: Group, name: a}\n  - *g\n",
 			[]string{`k.yaml:5:5: expectedReaders[1]: aliases (*name) are not supported`}},
+		{"everyone cannot be expected", header + "expectedReaders:\n  - {kind: Group, name: system:authenticated}\n",
+			[]string{`k.yaml:4:5: expectedReaders[0]: Group/system:authenticated stands for everyone`}},
 		{"unknown rule id", header + "rules:\n  KH999: {enabled: false}\n",
 			[]string{`k.yaml:4:3: rules.KH999: unknown rule id (known: KH101,`}},
 		{"rule id in lower case", header + "rules:\n  kh102: {severity: low}\n",

@@ -126,6 +126,12 @@ func (d *decoder) validateSubjects(c *Config) {
 			continue
 		}
 		key := s.rbac()
+		if key.IsEveryone() {
+			// An allowlist entry for everyone would silence KH101, the
+			// one finding that must never be silenced by configuration.
+			d.problem(field, at, "%s stands for everyone (%s) and cannot be an expected reader", key, key.Covers())
+			continue
+		}
 		if prev, dup := seen[key]; dup {
 			d.problem(field, at, "%s is listed twice (also %s)", key, prev)
 			continue

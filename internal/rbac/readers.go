@@ -286,6 +286,29 @@ func sortVia(v []Via) []Via {
 	return out
 }
 
+// Grantees returns every subject that holds some Secret read grant, in any
+// namespace or cluster-wide, whether or not a Secret it reaches is in the
+// inventory: what its credentials can do, not what they reach today.
+// system:masters is not included.
+func (ix *ReadIndex) Grantees() map[Subject]bool {
+	out := map[Subject]bool{}
+	addScope := func(s *scope) {
+		for _, g := range s.all {
+			out[g.subject] = true
+		}
+		for _, gs := range s.named {
+			for _, g := range gs {
+				out[g.subject] = true
+			}
+		}
+	}
+	addScope(&ix.cluster)
+	for _, s := range ix.namespaces {
+		addScope(s)
+	}
+	return out
+}
+
 // SecretReads returns what rules grant on core/v1 Secrets: the read verbs
 // that reach every name, and the verbs granted per restricted name. A verb
 // reaches Secret X when the authorizer allows it with name X, or, for list

@@ -97,7 +97,9 @@ type resource struct {
 	// impact says what the analysis lacks when the LIST fails.
 	impact string
 	// valueBearing marks a resource whose responses may hold Secret
-	// values, so that its error text is vetted and never logged.
+	// values or credentials (Secrets themselves; ConfigMaps and pod specs,
+	// which may hard-code them), so that its error text is vetted and never
+	// logged.
 	valueBearing bool
 	pages        func(c kubernetes.Interface, o Options) pageFunc
 }
@@ -142,47 +144,47 @@ var resources = []resource{
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.RbacV1().ClusterRoleBindings().List, func(l *rbacv1.ClusterRoleBindingList) []rbacv1.ClusterRoleBinding { return l.Items })
 		}},
-	{name: "pods", kind: "Pod",
-		impact: "indirect paths through pods not analysed",
+	{name: "pods", kind: "Pod", valueBearing: true,
+		impact: "Pods not inventoried: Secret use by bare Pods (env injection, mounted tokens, references) not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.CoreV1().Pods("").List, func(l *corev1.PodList) []corev1.Pod { return l.Items })
 		}},
-	{name: "deployments", kind: "Deployment",
+	{name: "deployments", kind: "Deployment", valueBearing: true,
 		impact: "Secret use by Deployments not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.AppsV1().Deployments("").List, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
 		}},
-	{name: "replicasets", kind: "ReplicaSet",
+	{name: "replicasets", kind: "ReplicaSet", valueBearing: true,
 		impact: "Secret use by ReplicaSets not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.AppsV1().ReplicaSets("").List, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
 		}},
-	{name: "statefulsets", kind: "StatefulSet",
+	{name: "statefulsets", kind: "StatefulSet", valueBearing: true,
 		impact: "Secret use by StatefulSets not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.AppsV1().StatefulSets("").List, func(l *appsv1.StatefulSetList) []appsv1.StatefulSet { return l.Items })
 		}},
-	{name: "daemonsets", kind: "DaemonSet",
+	{name: "daemonsets", kind: "DaemonSet", valueBearing: true,
 		impact: "Secret use by DaemonSets not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.AppsV1().DaemonSets("").List, func(l *appsv1.DaemonSetList) []appsv1.DaemonSet { return l.Items })
 		}},
-	{name: "jobs", kind: "Job",
+	{name: "jobs", kind: "Job", valueBearing: true,
 		impact: "Secret use by Jobs not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.BatchV1().Jobs("").List, func(l *batchv1.JobList) []batchv1.Job { return l.Items })
 		}},
-	{name: "cronjobs", kind: "CronJob",
+	{name: "cronjobs", kind: "CronJob", valueBearing: true,
 		impact: "Secret use by CronJobs not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.BatchV1().CronJobs("").List, func(l *batchv1.CronJobList) []batchv1.CronJob { return l.Items })
 		}},
-	{name: "replicationcontrollers", kind: "ReplicationController",
+	{name: "replicationcontrollers", kind: "ReplicationController", valueBearing: true,
 		impact: "Secret use by ReplicationControllers not analysed",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.CoreV1().ReplicationControllers("").List, func(l *corev1.ReplicationControllerList) []corev1.ReplicationController { return l.Items })
 		}},
-	{name: "configmaps", kind: "ConfigMap",
+	{name: "configmaps", kind: "ConfigMap", valueBearing: true,
 		impact: "ConfigMaps not inventoried: credentials kept outside Secrets not found",
 		pages: func(c kubernetes.Interface, _ Options) pageFunc {
 			return typedPages(c.CoreV1().ConfigMaps("").List, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })

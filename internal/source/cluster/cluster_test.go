@@ -516,7 +516,7 @@ func TestLoadForbidden(t *testing.T) {
 		kind     string
 		impact   string
 	}{
-		{userNoPods, "pods", "Pod", "indirect paths through pods not analysed"},
+		{userNoPods, "pods", "Pod", "Pods not inventoried: Secret use by bare Pods (env injection, mounted tokens, references) not analysed"},
 		{userNoSecrets, "secrets", "Secret", "Secrets not inventoried: no reader analysis possible"},
 	} {
 		for _, via := range []string{SecretsViaTable, SecretsViaFull} {

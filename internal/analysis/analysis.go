@@ -63,6 +63,12 @@ func Run(in Input, opts Options) *report.Report {
 		r.Errors = append(r.Errors, report.Error{Source: "analysis", Message: err.Error()})
 	}
 	a := &analyzer{inv: inv, opts: opts, report: r}
+	if in.Aggregation == rbac.AggregationComputed {
+		for _, name := range rbac.OrderDependentAggregation(inv.ClusterRoles) {
+			r.Coverage.NotAnalysed = append(r.Coverage.NotAnalysed, fmt.Sprintf(
+				"warning: ClusterRole/%s is on an aggregation cycle and has rules of its own: on a cluster they may survive or not, depending on the order the aggregation controller processes roles; this offline audit drops them", name))
+		}
+	}
 	a.bindings(policy)
 	if in.Aggregation == rbac.AggregationStored {
 		a.aggregationDrift(policy)

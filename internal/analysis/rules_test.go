@@ -36,11 +36,6 @@ var offlineUnreachable = map[string]string{
 	// selectors; offline, the rules are computed from the selectors. The
 	// live tests of internal/cli cover it.
 	finding.AggregationDrift: "live audits only",
-	// The manifest loader refuses the subjects the API server would
-	// refuse (a ServiceAccount without a namespace in a
-	// ClusterRoleBinding, an unknown kind) and reports them as input
-	// errors, before any analysis.
-	finding.InvalidSubject: "the manifest loader reports such subjects as input errors",
 }
 
 // TestRuleFixtures audits every fixture file on its own, offline over the

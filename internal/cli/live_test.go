@@ -150,8 +150,9 @@ func TestLiveShippedRBACIsEnough(t *testing.T) {
 }
 
 // TestLiveAggregationDrift: with no aggregation controller, an aggregated
-// ClusterRole keeps rules nobody declared; the live audit reports KH122
-// and uses the stored rules, as the authorizer does.
+// ClusterRole keeps rules its selectors would replace (they select a
+// member with rules); the live audit reports KH122 and uses the stored
+// rules, as the authorizer does, while offline the selectors win.
 func TestLiveAggregationDrift(t *testing.T) {
 	cp := testenv.StartT(t, testenv.Options{NoControllerManager: true})
 	kubectl := filepath.Join(cp.BinDir, "kubectl")
@@ -163,6 +164,14 @@ aggregationRule:
   clusterRoleSelectors: [{matchLabels: {example.com/aggregate-to-drifted: "true"}}]
 rules:
 - {apiGroups: [""], resources: ["secrets"], verbs: ["get"]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: drifted-member
+  labels: {example.com/aggregate-to-drifted: "true"}
+rules:
+- {apiGroups: [""], resources: ["configmaps"], verbs: ["get"]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

@@ -16,6 +16,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
 
 // World is one generated world. Every object name carries the world's
@@ -137,10 +139,12 @@ func (g *gen) generate() {
 			cr.Labels[g.pick(bootstrapAggLabels...)] = "true"
 		}
 		if g.chance(0.3) {
-			// Aggregated: its own rules are replaced by the controller,
-			// so it is created with none (or with stale ones offline
-			// keyhole must ignore – the API stores what we send and the
-			// controller overwrites it).
+			// Aggregated: the controller replaces its own rules, so
+			// they are sometimes given, to check that keyhole drops them
+			// too (unless the role is on a cycle: see below).
+			if g.chance(0.5) {
+				cr.Rules = g.rules(ruleNames)
+			}
 			agg := &rbacv1.AggregationRule{}
 			for _, l := range g.some(2, labels...) {
 				agg.ClusterRoleSelectors = append(agg.ClusterRoleSelectors, metav1.LabelSelector{MatchLabels: map[string]string{aggLabel + "." + l: "true"}})
@@ -154,6 +158,16 @@ func (g *gen) generate() {
 		}
 		w.ClusterRoles = append(w.ClusterRoles, cr)
 		clusterRoles = append(clusterRoles, cr.Name)
+	}
+	// On an aggregation cycle, rules of the role's own may survive on a
+	// real cluster depending on the controller's processing order; keyhole
+	// warns about such roles rather than guess. Keep the worlds decidable.
+	for _, name := range rbac.OrderDependentAggregation(w.ClusterRoles) {
+		for _, cr := range w.ClusterRoles {
+			if cr.Name == name {
+				cr.Rules = nil
+			}
+		}
 	}
 	rolesByNS := map[string][]string{}
 	for _, ns := range namespaces {

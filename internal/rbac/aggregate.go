@@ -11,24 +11,90 @@ import (
 )
 
 // AggregateClusterRoles computes the rules the ClusterRole aggregation
-// controller stores for every ClusterRole with an aggregationRule: the union
-// of the rules of every other ClusterRole matched by any of its selectors.
-// The role's own rules are replaced, not kept. Aggregation is transitive (a
-// role labelled aggregate-to-edit reaches admin through edit), so this is the
-// least fixed point, which also terminates on cycles: rules only ever grow
-// and there are finitely many.
+// controller stores for every ClusterRole with an aggregationRule, by
+// running the controller's own step to a fixed point from the stored
+// rules: a role's rules become the union, in controller order, of the
+// rules of every other ClusterRole its selectors match. Aggregation is
+// transitive (a role labelled aggregate-to-edit reaches admin through
+// edit).
+//
+// The controller writes with server-side apply, and an empty union is
+// applied as no rules field at all, so a role whose selectors select no
+// rules keeps the rules it was created with. A non-empty union replaces
+// them.
 //
 // Roles without an aggregationRule are not in the result. A selector that
 // does not parse is returned as an error naming the role; that role then
-// aggregates only what its valid selectors match.
+// aggregates only what its valid selectors match. On a cycle, where roles
+// carry rules of their own, the result can depend on the order the real
+// controller works in (see OrderDependentAggregation); this computation
+// uses name order.
 func AggregateClusterRoles(roles []*rbacv1.ClusterRole) (map[string][]rbacv1.PolicyRule, []error) {
+	aggs, errs := aggregations(roles)
+	rules := make(map[string][]rbacv1.PolicyRule, len(aggs))
+	isAggregated := make(map[string]bool, len(aggs))
+	for _, a := range aggs {
+		isAggregated[a.role.Name] = true
+		rules[a.role.Name] = a.role.Rules
+	}
+	rulesOf := func(m *rbacv1.ClusterRole) []rbacv1.PolicyRule {
+		if isAggregated[m.Name] {
+			return rules[m.Name]
+		}
+		return m.Rules
+	}
+	// Without cycles this settles within len(aggs)+1 passes (each pass
+	// settles at least one more level of the selection graph); the bound
+	// stops a cycle of stale rules from running forever, and what it
+	// leaves is reported as order-dependent anyway.
+	for pass := 0; pass <= 2*len(aggs)+2; pass++ {
+		changed := false
+		for _, a := range aggs {
+			var union []rbacv1.PolicyRule
+			keys := map[string]bool{}
+			for _, m := range a.members {
+				for _, rule := range rulesOf(m) {
+					if k := ruleKey(&rule); !keys[k] {
+						keys[k] = true
+						union = append(union, rule)
+					}
+				}
+			}
+			if len(union) == 0 || sameOrderedRules(union, rules[a.role.Name]) {
+				continue
+			}
+			rules[a.role.Name] = union
+			changed = true
+		}
+		if !changed {
+			break
+		}
+	}
+	return rules, errs
+}
+
+func sameOrderedRules(a, b []rbacv1.PolicyRule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if ruleKey(&a[i]) != ruleKey(&b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+type aggregated struct {
+	role    *rbacv1.ClusterRole
+	members []*rbacv1.ClusterRole // matched roles in controller order, deduplicated
+}
+
+// aggregations returns every ClusterRole with an aggregationRule, sorted by
+// name, with the roles its selectors match.
+func aggregations(roles []*rbacv1.ClusterRole) ([]*aggregated, []error) {
 	sorted := append([]*rbacv1.ClusterRole(nil), roles...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-
-	type aggregated struct {
-		role    *rbacv1.ClusterRole
-		members []*rbacv1.ClusterRole // matched roles in controller order, deduplicated
-	}
 	var errs []error
 	var aggs []*aggregated
 	for _, r := range sorted {
@@ -53,45 +119,46 @@ func AggregateClusterRoles(roles []*rbacv1.ClusterRole) (map[string][]rbacv1.Pol
 		}
 		aggs = append(aggs, a)
 	}
+	return aggs, errs
+}
 
-	rules := make(map[string][]rbacv1.PolicyRule, len(aggs))
-	isAggregated := make(map[string]bool, len(aggs))
+// OrderDependentAggregation names the aggregated ClusterRoles whose rules on
+// a real cluster depend on the order the controller happens to process
+// roles in: those that carry rules of their own and sit on an aggregation
+// cycle (A selects B, B selects A). The controller starts from the stored
+// rules, so such rules can circulate and survive; AggregateClusterRoles
+// drops them, as the controller does for every role outside a cycle.
+func OrderDependentAggregation(roles []*rbacv1.ClusterRole) []string {
+	aggs, _ := aggregations(roles)
+	byName := map[string]*aggregated{}
 	for _, a := range aggs {
-		isAggregated[a.role.Name] = true
-		rules[a.role.Name] = nil
+		byName[a.role.Name] = a
 	}
-	rulesOf := func(m *rbacv1.ClusterRole) []rbacv1.PolicyRule {
-		if isAggregated[m.Name] {
-			return rules[m.Name]
+	// reaches reports whether from can reach target through aggregated
+	// members; the visited set bounds the walk.
+	var reaches func(from, target string, visited map[string]bool) bool
+	reaches = func(from, target string, visited map[string]bool) bool {
+		for _, m := range byName[from].members {
+			if byName[m.Name] == nil || visited[m.Name] {
+				continue
+			}
+			if m.Name == target {
+				return true
+			}
+			visited[m.Name] = true
+			if reaches(m.Name, target, visited) {
+				return true
+			}
 		}
-		return m.Rules
+		return false
 	}
-	// Each pass can only add rules; stop when a pass adds none. Every pass
-	// that changes something adds at least one rule, so the loop is bounded
-	// by the total number of distinct rules.
-	for changed := true; changed; {
-		changed = false
-		for _, a := range aggs {
-			current := rules[a.role.Name]
-			keys := make(map[string]bool, len(current))
-			for i := range current {
-				keys[ruleKey(&current[i])] = true
-			}
-			for _, m := range a.members {
-				for _, rule := range rulesOf(m) {
-					k := ruleKey(&rule)
-					if keys[k] {
-						continue
-					}
-					keys[k] = true
-					current = append(current, rule)
-					changed = true
-				}
-			}
-			rules[a.role.Name] = current
+	var out []string
+	for _, a := range aggs {
+		if len(a.role.Rules) > 0 && reaches(a.role.Name, a.role.Name, map[string]bool{}) {
+			out = append(out, a.role.Name)
 		}
 	}
-	return rules, errs
+	return out
 }
 
 // SameRules reports whether two rule lists hold the same rules, ignoring

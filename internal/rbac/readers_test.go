@@ -222,10 +222,25 @@ func TestAggregation(t *testing.T) {
 
 	t.Run("a role does not aggregate itself", func(t *testing.T) {
 		self := selector(map[string]string{"me": "true"})
-		inv := (&world{}).clusterRole("me", map[string]string{"me": "true"}, &self, readSecrets).build(t)
+		other := rule(s("list"), s(""), s("pods"))
+		inv := (&world{}).clusterRole("me", map[string]string{"me": "true"}, &self, readSecrets).
+			clusterRole("other", map[string]string{"me": "true"}, nil, other).build(t)
 		rules, _ := AggregateClusterRoles(inv.ClusterRoles)
-		if len(rules["me"]) != 0 {
-			t.Errorf("self-aggregation kept rules: %v", rules["me"])
+		if !SameRules(rules["me"], []rbacv1.PolicyRule{other}) {
+			t.Errorf("self-aggregation: rules %v, want only the other role's", rules["me"])
+		}
+	})
+
+	t.Run("selecting no rules keeps the role's own", func(t *testing.T) {
+		// The controller applies an empty union as no rules field at all
+		// (server-side apply), so the rules the role was created with
+		// stay. Seen on a real v1.34 control plane by the differential
+		// test.
+		none := selector(map[string]string{"nobody": "true"})
+		inv := (&world{}).secret("a", "db").clusterRole("lonely", nil, &none, readSecrets).
+			clusterRoleBinding("b", "lonely", user("lena")).build(t)
+		if got := readersOf(t, inv, AggregationComputed, "a", "db"); !reflect.DeepEqual(got, map[string]Verbs{"User/lena": AllReadVerbs}) {
+			t.Errorf("readers = %v, want lena through the role's own rules", got)
 		}
 	})
 
@@ -269,5 +284,19 @@ func TestEmptyResourceNameListsEverything(t *testing.T) {
 	got := readersOf(t, inv, AggregationComputed, "a", "db")
 	if want := map[string]Verbs{"User/mallory": VerbList | VerbWatch}; !reflect.DeepEqual(got, want) {
 		t.Errorf("readers = %v, want %v", got, want)
+	}
+}
+
+func TestOrderDependentAggregation(t *testing.T) {
+	a := selector(map[string]string{"to-a": "true"})
+	b := selector(map[string]string{"to-b": "true"})
+	own := rule(s("get"), s(""), s("secrets"))
+	inv := (&world{}).
+		clusterRole("a", map[string]string{"to-b": "true"}, &a, own). // on a cycle, with its own rules
+		clusterRole("b", map[string]string{"to-a": "true"}, &b).      // on the cycle, none of its own
+		clusterRole("c", nil, &a, own).                               // own rules, not on a cycle
+		build(t)
+	if got := OrderDependentAggregation(inv.ClusterRoles); !reflect.DeepEqual(got, []string{"a"}) {
+		t.Errorf("order-dependent roles = %v, want [a]", got)
 	}
 }

@@ -59,10 +59,17 @@ func Analyze(inv *inventory.Inventory, opts Options) []finding.Result {
 	}
 	a.specs = podSpecs(inv)
 	for _, s := range a.specs {
-		if s.top {
+		switch {
+		case s.top:
 			a.envSecrets(s)
 			a.envCredentials(s)
 			a.automountedToken(s)
+		case s.ref.Kind == "Pod" && len(s.spec.EphemeralContainers) > 0:
+			// Ephemeral containers (kubectl debug) are added to one Pod,
+			// never to its owner's template: report them on that Pod.
+			eph := podSpec{ref: s.ref, spec: &corev1.PodSpec{EphemeralContainers: s.spec.EphemeralContainers}, top: true}
+			a.envSecrets(eph)
+			a.envCredentials(eph)
 		}
 	}
 	a.configMapCredentials()

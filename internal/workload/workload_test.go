@@ -130,6 +130,24 @@ func TestEphemeralContainers(t *testing.T) {
 	}
 }
 
+// TestEphemeralContainersOfOwnedPods: a Pod owned by a ReplicaSet is
+// reported through its owner, but its ephemeral containers exist on the
+// Pod alone and are reported there; its regular containers are not
+// reported twice.
+func TestEphemeralContainersOfOwnedPods(t *testing.T) {
+	rs := &appsv1.ReplicaSet{ObjectMeta: meta("a", "web-1"), Spec: appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: envFromSecret("web", "db")}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "web-1-x", OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1"}}},
+		Spec: envFromSecret("web", "db")}
+	pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}},
+	}}
+	got := results(only(Analyze(build(t, rs, pod), Options{}), finding.SecretInEnvironment))
+	want := []string{"KH201 default Pod/a/web-1-x [debugger envFrom db]", "KH201 default ReplicaSet/a/web-1 [web envFrom db]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("results %v, want %v", got, want)
+	}
+}
+
 // TestCompleteInventory: in a complete (live) inventory, absence is proof:
 // a missing Secret in a namespace without Secrets is low, and the unused
 // Secrets of a namespace without pods are reported.

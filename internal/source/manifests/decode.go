@@ -509,12 +509,12 @@ func (f *fileLoad) check(o *object, ref *inventory.Ref, obj runtime.Object) bool
 		if !f.checkRoleRef(o, ref, r.RoleRef, true) {
 			return false
 		}
-		r.Subjects = f.checkSubjects(o, ref, r.Subjects, true)
+		r.Subjects = f.checkSubjects(o, ref, r.Subjects)
 	case *rbacv1.ClusterRoleBinding:
 		if !f.checkRoleRef(o, ref, r.RoleRef, false) {
 			return false
 		}
-		r.Subjects = f.checkSubjects(o, ref, r.Subjects, false)
+		r.Subjects = f.checkSubjects(o, ref, r.Subjects)
 	}
 	return true
 }
@@ -544,7 +544,7 @@ func (f *fileLoad) checkRoleRef(o *object, ref *inventory.Ref, rr rbacv1.RoleRef
 
 // checkSubjects returns the subjects the API server would accept, and
 // reports each one dropped. The binding's other subjects still count.
-func (f *fileLoad) checkSubjects(o *object, ref *inventory.Ref, subjects []rbacv1.Subject, namespaced bool) []rbacv1.Subject {
+func (f *fileLoad) checkSubjects(o *object, ref *inventory.Ref, subjects []rbacv1.Subject) []rbacv1.Subject {
 	var kept []rbacv1.Subject
 	for i, s := range subjects {
 		var why string
@@ -553,9 +553,14 @@ func (f *fileLoad) checkSubjects(o *object, ref *inventory.Ref, subjects []rbacv
 			why = fmt.Sprintf("has kind %q, want User, Group or ServiceAccount", clip(s.Kind))
 		case s.Name == "":
 			why = "has no name"
-		case !namespaced && s.Kind == rbacv1.ServiceAccountKind && s.Namespace == "":
-			why = "is a ServiceAccount without a namespace, which a ClusterRoleBinding must give"
+		case s.Kind == rbacv1.ServiceAccountKind && s.APIGroup != "":
+			why = fmt.Sprintf("is a ServiceAccount with apiGroup %q, which must be empty", clip(s.APIGroup))
+		case s.Kind != rbacv1.ServiceAccountKind && s.APIGroup != "" && s.APIGroup != rbacv1.GroupName:
+			why = fmt.Sprintf("is a %s with apiGroup %q, not %s", s.Kind, clip(s.APIGroup), rbacv1.GroupName)
 		default:
+			// A ServiceAccount without a namespace in a ClusterRoleBinding
+			// is kept: it matches no one, and the analysis reports it as
+			// an invalid subject (KH121).
 			kept = append(kept, s)
 			continue
 		}

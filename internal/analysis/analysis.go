@@ -326,8 +326,9 @@ func (a *analyzer) convertReaders(readers []rbac.Reader) []report.Reader {
 	return out
 }
 
-// recommend gives the preliminary remediation target from the exposure
-// alone; see docs/remediation.md.
+// recommend gives a preliminary remediation target from the exposure alone
+// (documented under "recommendation" in docs/report-format.md); a fuller
+// recommendation needs what git and workloads say of the Secret.
 func recommend(a exposure.Assessment) report.Recommendation {
 	switch {
 	case a.Severity >= finding.High:

@@ -109,8 +109,8 @@ type Reader struct {
 	Subject Subject  `json:"subject"`
 	Verbs   []string `json:"verbs"`
 	// Path is "direct" for an RBAC grant or system:masters; the
-	// indirect kinds (pod-create, impersonate, ...) are documented in
-	// docs/paths.md.
+	// indirect kinds (pod-create, impersonate, ...) are reserved in
+	// docs/report-format.md for the indirect-exposure analysis.
 	Path  string `json:"path"`
 	Via   []Via  `json:"via"`
 	Steps []Step `json:"steps"`

@@ -265,12 +265,18 @@ func extract(ctx context.Context, top, commit string, rels []string, dir string,
 			return nil, fmt.Errorf("unexpected ls-tree output %q", rec)
 		}
 		e := treeEntry{mode: fields[0], kind: fields[1], oid: fields[2], path: p}
-		matched := false
+		matched, named := false, false
 		for _, r := range rels {
 			if r == "." || e.path == r || strings.HasPrefix(e.path, r+"/") {
 				found[r] = true
 				matched = true
+				named = named || e.path == r
 			}
+		}
+		// Inside a directory the offline audit reads manifests only: copy
+		// nothing else of the revision (binaries, other secrets) to disk.
+		if matched && !named && e.kind == "blob" && !isManifestName(e.path) {
+			continue
 		}
 		if !matched || !safeRelPath(e.path) {
 			continue
@@ -283,6 +289,16 @@ func extract(ctx context.Context, top, commit string, rels []string, dir string,
 		}
 	}
 	return found, catBlobs(ctx, top, blobs, dir, side)
+}
+
+// isManifestName reports whether a file inside a directory is one the
+// manifest loader reads: .yaml, .yml or .json, in any case.
+func isManifestName(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
 }
 
 // safeRelPath rejects paths that would land outside the directory (git

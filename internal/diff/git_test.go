@@ -96,6 +96,8 @@ func TestResolveGit(t *testing.T) {
 		"docs/readme.md":         "docs",
 		"deploy/with space.yaml": "spaces",
 		"de*ploy/glob.yaml":      "a literal star",
+		"deploy/notes.txt":       "not a manifest: never copied out of the repository",
+		"deploy/key.PEM":         "KEYHOLE-CANARY-not-a-manifest",
 	})
 	if err := os.Symlink("app.yaml", filepath.Join(r.dir, "deploy", "link.yaml")); err != nil {
 		t.Skipf("symlinks: %v", err)

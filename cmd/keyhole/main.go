@@ -25,6 +25,7 @@ func run() int {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 		<-ch
+		cli.Cleanup()
 		os.Exit(130)
 	}()
 	return cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/keyhole-sec/keyhole/internal/diff"
 )
 
 // Exit codes. They are part of keyhole's interface: CI pipelines branch on
@@ -24,6 +26,11 @@ const (
 	ExitFindings = 1 // some finding at or above the threshold
 	ExitError    = 2 // usage error, or input that could not be read
 )
+
+// Cleanup removes what a run leaves on disk while it works (the git
+// revisions of `audit diff`). main calls it before exiting at once on a
+// second signal, when deferred cleanups do not run.
+func Cleanup() { diff.RemoveTemp() }
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
 var Version = "dev"

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -37,7 +38,23 @@ func (t *Tree) Close() error {
 	if t.tmp == "" {
 		return nil
 	}
+	tempDirs.Delete(t.tmp)
 	return os.RemoveAll(t.tmp)
+}
+
+// tempDirs holds every revision directory not yet closed, so that a process
+// exiting at once (a second interrupt) can still remove them: they hold a
+// revision's manifests, which may be plaintext Secrets.
+var tempDirs sync.Map
+
+// RemoveTemp removes every revision directory not yet closed. It is safe
+// to call at any time, from any goroutine.
+func RemoveTemp() {
+	tempDirs.Range(func(dir, _ any) bool {
+		_ = os.RemoveAll(dir.(string))
+		tempDirs.Delete(dir)
+		return true
+	})
 }
 
 // Resolve prepares one side of a diff. ref is a directory (when one
@@ -156,6 +173,7 @@ func gitTree(ctx context.Context, rev string, manifests []string) (_ *Tree, err 
 	if err != nil {
 		return nil, err
 	}
+	tempDirs.Store(tmp, true)
 	t := &Tree{Side: Side{Ref: rev, Commit: commit}, tmp: tmp}
 	defer func() {
 		if err != nil {

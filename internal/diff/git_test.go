@@ -299,3 +299,26 @@ func TestSafeRelPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveTemp: a revision written to disk is removed by RemoveTemp, the
+// cleanup a second interrupt runs instead of the deferred Close.
+func TestRemoveTemp(t *testing.T) {
+	r := newRepo(t)
+	r.write(map[string]string{"deploy/app.yaml": "app"})
+	r.commit("first")
+	t.Chdir(r.dir)
+	tree, err := Resolve(context.Background(), "HEAD", []string{"deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tree.Paths[0]); err != nil {
+		t.Fatalf("the revision was not written: %v", err)
+	}
+	RemoveTemp()
+	if _, err := os.Stat(tree.Paths[0]); !os.IsNotExist(err) {
+		t.Errorf("after RemoveTemp the revision is still on disk: %v", err)
+	}
+	if err := tree.Close(); err != nil {
+		t.Errorf("Close after RemoveTemp: %v", err)
+	}
+}

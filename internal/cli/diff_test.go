@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyhole-sec/keyhole/internal/diff"
+	"github.com/keyhole-sec/keyhole/internal/diff/gittest"
 )
 
 // widen is a change that exposes two demo Secrets more: 37 CI runners
@@ -129,55 +129,21 @@ func TestDiffDirectories(t *testing.T) {
 	}
 }
 
-// gitRepo builds a repository with the git CLI, the user's git
-// configuration ignored.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", r.dir, "-c", "user.name=keyhole", "-c", "user.email=keyhole@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *gitRepo) commitAll(msg string) string {
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
-
 func TestDiffGit(t *testing.T) {
-	r := newGitRepo(t)
+	r := gittest.New(t)
 	demo := copyDemo(t)
-	if err := os.Rename(demo, filepath.Join(r.dir, "deploy")); err != nil {
+	if err := os.Rename(demo, filepath.Join(r.Dir, "deploy")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "README.md"), []byte("not manifests\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, "README.md"), []byte("not manifests\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first := r.commitAll("the demo")
-	if err := os.WriteFile(filepath.Join(r.dir, "deploy", "ci", "admin.yaml"), []byte(widen()), 0o600); err != nil {
+	first := r.Commit("the demo")
+	if err := os.WriteFile(filepath.Join(r.Dir, "deploy", "ci", "admin.yaml"), []byte(widen()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	second := r.commitAll("widen")
-	t.Chdir(r.dir)
+	second := r.Commit("widen")
+	t.Chdir(r.Dir)
 
 	code, out, stderr := run(t, "", "audit", "diff", "--base", "HEAD~1", "--head", "HEAD", "--manifests", "deploy", "--fail-on-increase", "critical")
 	if code != ExitFindings {
@@ -195,7 +161,7 @@ func TestDiffGit(t *testing.T) {
 
 	// Head defaults to the working tree: undo the widening there, so the
 	// working tree equals the base.
-	if err := os.Remove(filepath.Join(r.dir, "deploy", "ci", "admin.yaml")); err != nil {
+	if err := os.Remove(filepath.Join(r.Dir, "deploy", "ci", "admin.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	code, out, stderr = run(t, "", "audit", "diff", "--base", first, "--manifests", "deploy/", "--fail-on-increase", "info")
@@ -204,10 +170,10 @@ func TestDiffGit(t *testing.T) {
 	}
 
 	// A path added at head: its Secrets are new, and the base says why.
-	if err := os.MkdirAll(filepath.Join(r.dir, "extra"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(r.Dir, "extra"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "extra", "s.yaml"), []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: extra}\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, "extra", "s.yaml"), []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: extra}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = run(t, "", "audit", "diff", "--base", "HEAD", "--manifests", "deploy", "--manifests", "extra", "-o", "json")
@@ -224,11 +190,11 @@ func TestDiffGit(t *testing.T) {
 
 	// A broken file at base: the error names the revision, not a
 	// temporary directory, and the run exits 2.
-	if err := os.WriteFile(filepath.Join(r.dir, "deploy", "bad.yaml"), []byte("kind: [\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, "deploy", "bad.yaml"), []byte("kind: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.commitAll("broken")
-	if err := os.Remove(filepath.Join(r.dir, "deploy", "bad.yaml")); err != nil {
+	r.Commit("broken")
+	if err := os.Remove(filepath.Join(r.Dir, "deploy", "bad.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	code, out, stderr = run(t, "", "audit", "diff", "--base", "HEAD", "--manifests", "deploy")
@@ -241,15 +207,15 @@ func TestDiffGit(t *testing.T) {
 }
 
 func TestDiffErrors(t *testing.T) {
-	r := newGitRepo(t)
-	if err := os.MkdirAll(filepath.Join(r.dir, "deploy"), 0o755); err != nil {
+	r := gittest.New(t)
+	if err := os.MkdirAll(filepath.Join(r.Dir, "deploy"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "deploy", "ns.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, "deploy", "ns.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.commitAll("one")
-	t.Chdir(r.dir)
+	r.Commit("one")
+	t.Chdir(r.Dir)
 	badConfig := writeTemp(t, "keyhole.yaml", configHeader+"nope: 1\n")
 	for _, tc := range []struct {
 		name string

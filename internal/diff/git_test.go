@@ -3,61 +3,14 @@ package diff
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/diff/gittest"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
-
-// gitRepo is a temporary repository driven with the git CLI, the user's
-// configuration ignored.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-func newRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", r.dir, "-c", "user.name=keyhole", "-c", "user.email=keyhole@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *gitRepo) write(files map[string]string) {
-	r.t.Helper()
-	for p, content := range files {
-		full := filepath.Join(r.dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-}
-
-func (r *gitRepo) commit(msg string) string {
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
 
 // files lists the regular files under dir, relative, with their content.
 func files(t *testing.T, dir string) map[string]string {
@@ -88,8 +41,8 @@ func files(t *testing.T, dir string) map[string]string {
 }
 
 func TestResolveGit(t *testing.T) {
-	r := newRepo(t)
-	r.write(map[string]string{
+	r := gittest.New(t)
+	r.Write(map[string]string{
 		"deploy/app.yaml":        "app v1",
 		"deploy/sub/db.yaml":     "db v1",
 		"deploy-other/x.yaml":    "not under deploy",
@@ -99,19 +52,19 @@ func TestResolveGit(t *testing.T) {
 		"deploy/notes.txt":       "not a manifest: never copied out of the repository",
 		"deploy/key.PEM":         "KEYHOLE-CANARY-not-a-manifest",
 	})
-	if err := os.Symlink("app.yaml", filepath.Join(r.dir, "deploy", "link.yaml")); err != nil {
+	if err := os.Symlink("app.yaml", filepath.Join(r.Dir, "deploy", "link.yaml")); err != nil {
 		t.Skipf("symlinks: %v", err)
 	}
-	if err := os.Symlink("../../etc/passwd", filepath.Join(r.dir, "deploy", "escape.yaml")); err != nil {
+	if err := os.Symlink("../../etc/passwd", filepath.Join(r.Dir, "deploy", "escape.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	first := r.commit("first")
-	r.write(map[string]string{"deploy/app.yaml": "app v2", "new/n.yaml": "new"})
-	if err := os.Remove(filepath.Join(r.dir, "deploy", "sub", "db.yaml")); err != nil {
+	first := r.Commit("first")
+	r.Write(map[string]string{"deploy/app.yaml": "app v2", "new/n.yaml": "new"})
+	if err := os.Remove(filepath.Join(r.Dir, "deploy", "sub", "db.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	second := r.commit("second")
-	t.Chdir(r.dir)
+	second := r.Commit("second")
+	t.Chdir(r.Dir)
 	ctx := context.Background()
 
 	base, err := Resolve(ctx, "HEAD~1", []string{"deploy", "new"})
@@ -141,7 +94,7 @@ func TestResolveGit(t *testing.T) {
 		t.Errorf("notes %q", base.Side.NotAnalysed)
 	}
 
-	head, err := Resolve(ctx, second, []string{"./deploy/", filepath.Join(r.dir, "new")})
+	head, err := Resolve(ctx, second, []string{"./deploy/", filepath.Join(r.Dir, "new")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,10 +138,10 @@ func TestResolveGit(t *testing.T) {
 }
 
 func TestResolveWholeRepository(t *testing.T) {
-	r := newRepo(t)
-	r.write(map[string]string{"a.yaml": "a", "sub/b.yaml": "b"})
-	r.commit("one")
-	t.Chdir(filepath.Join(r.dir, "sub"))
+	r := gittest.New(t)
+	r.Write(map[string]string{"a.yaml": "a", "sub/b.yaml": "b"})
+	r.Commit("one")
+	t.Chdir(filepath.Join(r.Dir, "sub"))
 	// Without --manifests: the current directory, here a subdirectory.
 	tr, err := Resolve(context.Background(), "HEAD", nil)
 	if err != nil {
@@ -198,7 +151,7 @@ func TestResolveWholeRepository(t *testing.T) {
 	if got := files(t, tr.Paths[0]); !reflect.DeepEqual(got, map[string]string{"b.yaml": "b"}) {
 		t.Errorf("files %v", got)
 	}
-	t.Chdir(r.dir)
+	t.Chdir(r.Dir)
 	whole, err := Resolve(context.Background(), "HEAD", []string{"."})
 	if err != nil {
 		t.Fatal(err)
@@ -210,11 +163,11 @@ func TestResolveWholeRepository(t *testing.T) {
 }
 
 func TestResolveErrors(t *testing.T) {
-	r := newRepo(t)
-	r.write(map[string]string{"deploy/a.yaml": "a"})
-	r.commit("one")
+	r := gittest.New(t)
+	r.Write(map[string]string{"deploy/a.yaml": "a"})
+	r.Commit("one")
 	outside := t.TempDir()
-	t.Chdir(r.dir)
+	t.Chdir(r.Dir)
 	// Inherited GIT_ variables (as in a hook) must not point git elsewhere.
 	t.Setenv("GIT_DIR", outside)
 	for _, tc := range []struct {
@@ -222,7 +175,7 @@ func TestResolveErrors(t *testing.T) {
 		manifests []string
 		want      string
 	}{
-		{"no such revision", "no-such-branch", []string{"deploy"}, `git revision "no-such-branch" not found in repository ` + physical(r.dir)},
+		{"no such revision", "no-such-branch", []string{"deploy"}, `git revision "no-such-branch" not found in repository ` + physical(r.Dir)},
 		{"no such commit", "0123456789abcdef0123456789abcdef01234567", []string{"deploy"}, `git revision "0123456789abcdef0123456789abcdef01234567" not found`},
 		{"a tree is not a commit", "HEAD^{tree}", []string{"deploy"}, `git revision "HEAD^{tree}" not found`},
 		{"option-like", "--output=/tmp/x", []string{"deploy"}, `git revision "--output=/tmp/x": a revision cannot start with -`},
@@ -303,10 +256,10 @@ func TestSafeRelPath(t *testing.T) {
 // TestRemoveTemp: a revision written to disk is removed by RemoveTemp, the
 // cleanup a second interrupt runs instead of the deferred Close.
 func TestRemoveTemp(t *testing.T) {
-	r := newRepo(t)
-	r.write(map[string]string{"deploy/app.yaml": "app"})
-	r.commit("first")
-	t.Chdir(r.dir)
+	r := gittest.New(t)
+	r.Write(map[string]string{"deploy/app.yaml": "app"})
+	r.Commit("first")
+	t.Chdir(r.Dir)
 	tree, err := Resolve(context.Background(), "HEAD", []string{"deploy"})
 	if err != nil {
 		t.Fatal(err)

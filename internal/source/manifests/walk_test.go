@@ -3,6 +3,7 @@ package manifests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -142,7 +143,10 @@ func TestWalkSpecialFiles(t *testing.T) {
 
 func TestUnreadable(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads files whatever their mode")
+		// Root reads files whatever their mode: run this test again as
+		// nobody, where permissions bite.
+		runAsNobody(t, "TestUnreadable")
+		return
 	}
 	writeTree(t, map[string]string{"dir/secret.yaml": configMap("x"), "dir/sub/y.yaml": configMap("y")})
 	if err := os.Chmod("dir/secret.yaml", 0); err != nil {
@@ -267,5 +271,51 @@ func TestFormatSize(t *testing.T) {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// runAsNobody re-runs one test of this test binary as the unprivileged user
+// nobody (uid and gid 65534), from a copy of the binary in a directory that
+// user can reach, and fails if that run fails or does not run the test.
+func runAsNobody(t *testing.T, name string) {
+	t.Helper()
+	const nobody = 65534
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(dir); d != filepath.Dir(d); d = filepath.Dir(d) {
+		// t.TempDir's parents are private to root: open them for the walk.
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "manifests.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^"+name+"$", "-test.v")
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "HOME="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s as nobody: %v\n%s", name, err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s did not run as nobody:\n%s", name, out)
 	}
 }

@@ -66,7 +66,7 @@ func Run(in Input, opts Options) *report.Report {
 	if in.Aggregation == rbac.AggregationComputed {
 		for _, name := range rbac.OrderDependentAggregation(inv.ClusterRoles) {
 			r.Coverage.NotAnalysed = append(r.Coverage.NotAnalysed, fmt.Sprintf(
-				"warning: ClusterRole/%s is on an aggregation cycle and has rules of its own: on a cluster they may survive or not, depending on the order the aggregation controller processes roles; this offline audit drops them", name))
+				"warning: ClusterRole/%s is on an aggregation cycle and has rules of its own: on a cluster the result depends on the order the aggregation controller processes roles; this offline audit follows name order", name))
 		}
 	}
 	a.bindings(policy)

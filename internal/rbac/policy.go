@@ -2,6 +2,7 @@ package rbac
 
 import (
 	"fmt"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 
@@ -31,6 +32,9 @@ type Policy struct {
 	Computed map[string][]rbacv1.PolicyRule
 	// Errors are problems in the policy itself, such as invalid selectors.
 	Errors []error
+
+	bindingsOnce sync.Once
+	bindings     []Binding
 }
 
 // NewPolicy resolves the RBAC policy of inv.
@@ -102,7 +106,13 @@ type InvalidSubject struct {
 
 // Bindings resolves every binding of the inventory, ClusterRoleBindings
 // first, each group sorted by namespace and name.
+// The result is computed once and shared: callers must not modify it.
 func (p *Policy) Bindings() []Binding {
+	p.bindingsOnce.Do(func() { p.bindings = p.resolveBindings() })
+	return p.bindings
+}
+
+func (p *Policy) resolveBindings() []Binding {
 	out := make([]Binding, 0, len(p.inv.ClusterRoleBindings)+len(p.inv.RoleBindings))
 	for _, b := range p.inv.ClusterRoleBindings {
 		out = append(out, p.resolve(inventory.Ref{Kind: "ClusterRoleBinding", Name: b.Name}, "", b.RoleRef, b.Subjects))

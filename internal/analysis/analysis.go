@@ -105,22 +105,16 @@ func (a *analyzer) addResult(res finding.Result) {
 	if res.Severity != nil {
 		sev = *res.Severity
 	}
-	a.addWithSeverity(rl, sev, res.Object, res.Message, res.Discriminator...)
-	if res.Key != "" {
-		a.report.Findings[len(a.report.Findings)-1].Key = res.Key
-	}
-}
-
-func (a *analyzer) addWithSeverity(rl finding.Rule, sev finding.Severity, obj inventory.Ref, message string, discriminator ...string) {
 	a.report.Findings = append(a.report.Findings, report.Finding{
 		Rule:        rl.ID,
 		Severity:    sev.String(),
 		Title:       rl.Title,
-		Message:     message,
-		Object:      objectRef(obj),
-		Location:    a.location(obj),
-		Fingerprint: finding.Fingerprint(rl.ID, obj, discriminator...),
-		Suppressed:  a.suppression(rl.ID, obj),
+		Message:     res.Message,
+		Object:      objectRef(res.Object),
+		Location:    a.location(res.Object),
+		Fingerprint: finding.Fingerprint(rl.ID, res.Object, res.Discriminator...),
+		Suppressed:  a.suppression(rl.ID, res.Object),
+		Key:         res.Key,
 	})
 }
 
@@ -303,8 +297,8 @@ func (a *analyzer) secrets(ix *rbac.ReadIndex) {
 		}
 		for _, reason := range as.Reasons {
 			rs.Exposure.Reasons = append(rs.Exposure.Reasons, reason.Text)
-			rl, _ := finding.Lookup(reason.Rule)
-			a.addWithSeverity(rl, reason.Severity, s.Ref(), fmt.Sprintf("%s is %s", s.Ref(), reason.Text))
+			sev := reason.Severity
+			a.addResult(finding.Result{Rule: reason.Rule, Severity: &sev, Object: s.Ref(), Message: fmt.Sprintf("%s is %s", s.Ref(), reason.Text)})
 		}
 		out = append(out, rs)
 	}

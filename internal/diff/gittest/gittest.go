@@ -48,7 +48,7 @@ func (r *Repo) Write(files map[string]string) {
 	r.t.Helper()
 	for p, content := range files {
 		full := filepath.Join(r.Dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
 			r.t.Fatal(err)
 		}
 		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {

@@ -85,7 +85,7 @@ func TestDifferential(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("differential: %d worlds (first seed %d, %d regression fixtures), %d triples checked, %d allowed, %d denied: keyhole live, keyhole offline and SubjectAccessReview agree on all",
+	t.Logf("differential: %d worlds (first seed %d, %d regression fixtures), %d (subject, request) pairs checked (Secret reads, and the permissions indirect paths rest on), %d allowed, %d denied: keyhole live, keyhole offline and SubjectAccessReview agree on all",
 		len(cases), base, len(fixtures), total.triples, total.allowed, total.triples-total.allowed)
 	// The worlds must exercise both answers, or agreement proves little.
 	if total.allowed <= total.masters || total.triples == total.allowed {
@@ -149,17 +149,49 @@ func checkWorld(t *testing.T, cp *testenv.ControlPlane, client kubernetes.Interf
 		}
 	}
 
-	type triple struct {
-		subject rbac.Subject
-		secret  *corev1.Secret
-		verb    string
+	// Every check is one (subject, request) pair: what keyhole says live
+	// and offline, and a question for the real authorizer.
+	type check struct {
+		desc          string
+		subject       rbac.Subject
+		live, offline bool
+		ask           func(context.Context) (bool, error)
 	}
-	var triples []triple
+	var checks []check
 	for _, s := range subjects {
 		for _, sec := range w.Secrets {
+			key := sec.Namespace + "/" + sec.Name
 			for _, v := range readVerbs {
-				triples = append(triples, triple{s, sec, v})
+				checks = append(checks, check{
+					desc:    fmt.Sprintf("%s %s secret %s", s, v, key),
+					subject: s,
+					live:    has(liveReaders[key][s.String()], v),
+					offline: has(offReaders[key][s.String()], v),
+					ask: func(ctx context.Context) (bool, error) {
+						return reaches(ctx, client, s, sec.Namespace, sec.Name, v)
+					},
+				})
 			}
+		}
+	}
+	// Beyond Secret reads: the permissions behind indirect exposure
+	// (creating pods, exec, tokens, impersonation, binding), answered by
+	// Policy.WhoCan.
+	livePolicy := rbac.NewPolicy(liveIn.Inventory, liveIn.Aggregation)
+	offPolicy := rbac.NewPolicy(offIn.Inventory, offIn.Aggregation)
+	for _, pr := range probes(w) {
+		liveWho, offWho := grantees(livePolicy.WhoCan(pr.attrs, pr.ns)), grantees(offPolicy.WhoCan(pr.attrs, pr.ns))
+		for _, s := range subjects {
+			masters := s == rbac.Superuser.Subject
+			checks = append(checks, check{
+				desc:    fmt.Sprintf("%s %s", s, pr),
+				subject: s,
+				live:    masters || liveWho[s],
+				offline: masters || offWho[s],
+				ask: func(ctx context.Context) (bool, error) {
+					return sarAttributes(ctx, client, s, pr.ns, pr.attrs)
+				},
+			})
 		}
 	}
 	var st stats
@@ -173,27 +205,24 @@ func checkWorld(t *testing.T, cp *testenv.ControlPlane, client kubernetes.Interf
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(triples) {
+				if i >= len(checks) {
 					return
 				}
-				tr := triples[i]
-				allowed, err := reaches(ctx, client, tr.subject, tr.secret.Namespace, tr.secret.Name, tr.verb)
-				key := tr.secret.Namespace + "/" + tr.secret.Name
-				l := has(liveReaders[key][tr.subject.String()], tr.verb)
-				o := has(offReaders[key][tr.subject.String()], tr.verb)
+				c := checks[i]
+				allowed, err := c.ask(ctx)
 				mu.Lock()
 				st.triples++
 				if allowed {
 					st.allowed++
-					if tr.subject == rbac.Superuser.Subject {
+					if c.subject == rbac.Superuser.Subject {
 						st.masters++
 					}
 				}
 				switch {
 				case err != nil:
-					mismatches = append(mismatches, fmt.Sprintf("SAR %s %s %s: %v", tr.subject, tr.verb, key, err))
-				case l != allowed || o != allowed:
-					mismatches = append(mismatches, fmt.Sprintf("%s %s secret %s: SubjectAccessReview=%v live=%v offline=%v", tr.subject, tr.verb, key, allowed, l, o))
+					mismatches = append(mismatches, fmt.Sprintf("SAR %s: %v", c.desc, err))
+				case c.live != allowed || c.offline != allowed:
+					mismatches = append(mismatches, fmt.Sprintf("%s: SubjectAccessReview=%v live=%v offline=%v", c.desc, allowed, c.live, c.offline))
 				}
 				mu.Unlock()
 			}
@@ -209,8 +238,8 @@ func checkWorld(t *testing.T, cp *testenv.ControlPlane, client kubernetes.Interf
 		if len(mismatches) > 25 {
 			mismatches = append(mismatches[:25], fmt.Sprintf("... and %d more", len(mismatches)-25))
 		}
-		t.Errorf("world seed %d (%s): %d of %d triples disagree (regression fixture written to %s):\n  %s",
-			w.Seed, w.Prefix, len(mismatches), len(triples), fixture, strings.Join(mismatches, "\n  "))
+		t.Errorf("world seed %d (%s): %d of %d checks disagree (regression fixture written to %s):\n  %s",
+			w.Seed, w.Prefix, len(mismatches), len(checks), fixture, strings.Join(mismatches, "\n  "))
 	}
 	return st
 }
@@ -282,6 +311,80 @@ func has(list []string, v string) bool {
 	return false
 }
 
+// probe is one request beyond Secret reads, asked of every subject.
+type probe struct {
+	ns    string // "" for a cluster-scoped request
+	attrs rbac.Attributes
+}
+
+func (p probe) String() string {
+	res := p.attrs.Resource
+	if p.attrs.Subresource != "" {
+		res += "/" + p.attrs.Subresource
+	}
+	if p.attrs.APIGroup != "" {
+		res += "." + p.attrs.APIGroup
+	}
+	where := "cluster-wide"
+	if p.ns != "" {
+		where = "in " + p.ns
+	}
+	return fmt.Sprintf("%s %s %q %s", p.attrs.Verb, res, p.attrs.Name, where)
+}
+
+// probes are the permissions the indirect paths of a Secret rest on, in the
+// world's namespaces and cluster-wide.
+func probes(w *World) []probe {
+	const rbacGroup = "rbac.authorization.k8s.io"
+	var out []probe
+	for _, ns := range w.Namespaces {
+		n := ns.Name
+		out = append(out,
+			probe{n, rbac.Attributes{Verb: "create", Resource: "pods"}},
+			probe{n, rbac.Attributes{Verb: "create", Resource: "pods", Subresource: "exec", Name: "web"}},
+			probe{n, rbac.Attributes{Verb: "get", Resource: "pods", Subresource: "exec", Name: "web"}},
+			probe{n, rbac.Attributes{Verb: "patch", Resource: "secrets", Name: "db"}},
+			probe{n, rbac.Attributes{Verb: "create", Resource: "serviceaccounts", Subresource: "token", Name: "sa1"}},
+			probe{n, rbac.Attributes{Verb: "patch", APIGroup: "apps", Resource: "deployments", Name: "web"}},
+			probe{n, rbac.Attributes{Verb: "create", APIGroup: rbacGroup, Resource: "rolebindings"}},
+			probe{n, rbac.Attributes{Verb: "bind", APIGroup: rbacGroup, Resource: "clusterroles", Name: "admin"}},
+			probe{n, rbac.Attributes{Verb: "impersonate", Resource: "serviceaccounts", Name: "sa1"}},
+		)
+	}
+	return append(out,
+		probe{"", rbac.Attributes{Verb: "impersonate", Resource: "users", Name: "alice"}},
+		probe{"", rbac.Attributes{Verb: "impersonate", Resource: "groups", Name: "system:masters"}},
+		probe{"", rbac.Attributes{Verb: "get", Resource: "nodes", Subresource: "proxy", Name: "node-1"}},
+		probe{"", rbac.Attributes{Verb: "escalate", APIGroup: rbacGroup, Resource: "clusterroles", Name: "edit"}},
+	)
+}
+
+func grantees(gs []rbac.Grantee) map[rbac.Subject]bool {
+	out := make(map[rbac.Subject]bool, len(gs))
+	for _, g := range gs {
+		out[g.Subject] = true
+	}
+	return out
+}
+
+// sarAttributes asks the real authorizer whether the subject alone may make
+// the request.
+func sarAttributes(ctx context.Context, client kubernetes.Interface, s rbac.Subject, ns string, a rbac.Attributes) (bool, error) {
+	spec := authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+		Namespace: ns, Verb: a.Verb, Group: a.APIGroup, Resource: a.Resource, Subresource: a.Subresource, Name: a.Name,
+	}}
+	if s.Kind == rbac.KindGroup {
+		spec.Groups = []string{s.Name}
+	} else {
+		spec.User = s.Username()
+	}
+	res, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return res.Status.Allowed, nil
+}
+
 // reaches asks the real authorizer whether the subject can obtain the
 // Secret's value with verb: by a request naming it, or, for list and
 // watch, by an unfiltered request (authorized with an empty name), whose
@@ -297,19 +400,7 @@ func reaches(ctx context.Context, client kubernetes.Interface, s rbac.Subject, n
 // sar asks the real authorizer whether the subject alone may do verb on
 // the Secret.
 func sar(ctx context.Context, client kubernetes.Interface, s rbac.Subject, ns, name, verb string) (bool, error) {
-	spec := authorizationv1.SubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: "secrets", Name: name},
-	}
-	if s.Kind == rbac.KindGroup {
-		spec.Groups = []string{s.Name}
-	} else {
-		spec.User = s.Username()
-	}
-	res, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
-	if err != nil {
-		return false, err
-	}
-	return res.Status.Allowed, nil
+	return sarAttributes(ctx, client, s, ns, rbac.Attributes{Verb: verb, Resource: "secrets", Name: name})
 }
 
 func apply(ctx context.Context, client kubernetes.Interface, w *World) error {

@@ -82,11 +82,12 @@ func (g *gen) some(max int, options ...string) []string {
 }
 
 var (
-	verbs     = []string{"get", "list", "watch", "*", "Get", "LIST", "create", "update", "patch", "delete", "deletecollection"}
-	groups    = []string{"", "", "", "*", "apps", "example.com"}
-	resources = []string{"secrets", "secrets", "secrets", "*", "secrets/*", "*/status", "Secrets", "secret", "pods", "configmaps", "secrets/status", "*/secrets"}
-	users     = []string{"alice", "bob", "carol", "system:anonymous", "system:kube-scheduler"}
-	plainGrp  = []string{"devs", "ops", "system:authenticated", "system:unauthenticated", "system:serviceaccounts", "system:nodes"}
+	verbs     = []string{"get", "list", "watch", "*", "Get", "LIST", "create", "update", "patch", "delete", "deletecollection", "impersonate", "bind", "escalate"}
+	groups    = []string{"", "", "", "*", "apps", "example.com", "rbac.authorization.k8s.io"}
+	resources = []string{"secrets", "secrets", "secrets", "*", "secrets/*", "*/status", "Secrets", "secret", "pods", "configmaps", "secrets/status", "*/secrets",
+		"pods/exec", "*/exec", "serviceaccounts/token", "serviceaccounts", "users", "groups", "deployments", "rolebindings", "clusterroles", "nodes/proxy"}
+	users    = []string{"alice", "bob", "carol", "system:anonymous", "system:kube-scheduler"}
+	plainGrp = []string{"devs", "ops", "system:authenticated", "system:unauthenticated", "system:serviceaccounts", "system:nodes"}
 	// Bootstrap aggregation labels: roles carrying them flow into admin,
 	// edit and view through the real controller.
 	bootstrapAggLabels = []string{"rbac.authorization.k8s.io/aggregate-to-admin", "rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-view"}

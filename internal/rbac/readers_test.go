@@ -300,3 +300,34 @@ func TestOrderDependentAggregation(t *testing.T) {
 		t.Errorf("order-dependent roles = %v, want [a]", got)
 	}
 }
+
+func TestWhoCan(t *testing.T) {
+	inv := (&world{}).
+		role("a", "exec", rule(s("create"), s(""), s("pods/exec"), "web")).
+		clusterRole("impersonator", nil, nil, rule(s("impersonate"), s(""), s("users"))).
+		roleBinding("a", "devs-exec", "Role", "exec", group("devs")).
+		roleBinding("a", "ns-impersonate", "ClusterRole", "impersonator", user("bob")).
+		clusterRoleBinding("admins-impersonate", "impersonator", user("carol")).
+		build(t)
+	p := NewPolicy(inv, AggregationComputed)
+	names := func(gs []Grantee) []string {
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.Subject.String())
+		}
+		return out
+	}
+	if got := names(p.WhoCan(Attributes{Verb: "create", Resource: "pods", Subresource: "exec", Name: "web"}, "a")); !reflect.DeepEqual(got, []string{"Group/devs"}) {
+		t.Errorf("exec into web: %v", got)
+	}
+	if got := names(p.WhoCan(Attributes{Verb: "create", Resource: "pods", Subresource: "exec", Name: "db"}, "a")); len(got) != 0 {
+		t.Errorf("exec into db (another name): %v", got)
+	}
+	// A RoleBinding never grants a cluster-scoped request.
+	if got := names(p.WhoCan(Attributes{Verb: "impersonate", Resource: "users", Name: "alice"}, "")); !reflect.DeepEqual(got, []string{"User/carol"}) {
+		t.Errorf("impersonate users cluster-wide: %v", got)
+	}
+	if got := names(p.WhoCan(Attributes{Verb: "impersonate", Resource: "users", Name: "alice"}, "a")); !reflect.DeepEqual(got, []string{"User/bob", "User/carol"}) {
+		t.Errorf("impersonate users in namespace a: %v", got)
+	}
+}

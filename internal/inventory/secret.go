@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -81,43 +82,39 @@ func SecretFromAPI(in *corev1.Secret) *Secret {
 	return s
 }
 
-// DataWriteTime returns the newest time at which a field manager wrote the
-// data or stringData of an object, from its managedFields.
-func DataWriteTime(fields []metav1.ManagedFieldsEntry) time.Time {
-	var newest time.Time
-	for _, f := range fields {
-		if f.Time == nil || f.FieldsV1 == nil {
-			continue
-		}
-		if !writesData(f.FieldsV1.GetRawBytes()) {
-			continue
-		}
-		if f.Time.After(newest) {
-			newest = f.Time.Time
-		}
-	}
-	return newest
+// ManagedData is what an object's managedFields say of its data: the key
+// names recorded under f:data and f:stringData, and when they were last
+// written. managedFields record field paths, never values.
+type ManagedData struct {
+	// Keys are the recorded key names, sorted and deduplicated.
+	Keys []string
+	// Recorded is false when no entry records data fields at all.
+	Recorded bool
+	// WrittenAt is the newest time a manager wrote data or stringData;
+	// zero when unknown.
+	WrittenAt time.Time
 }
 
-// DataKeysFromManagedFields returns the key names recorded under f:data and
-// f:stringData in managedFields, sorted and deduplicated. ok is false when no
-// entry records data fields at all.
-func DataKeysFromManagedFields(fields []metav1.ManagedFieldsEntry) (keys []string, ok bool) {
+// ManagedDataOf reads managedFields once for both the key names and the
+// last data write.
+func ManagedDataOf(fields []metav1.ManagedFieldsEntry) ManagedData {
+	var md ManagedData
 	seen := map[string]bool{}
 	for _, f := range fields {
 		if f.FieldsV1 == nil {
 			continue
 		}
-		set, err := parseFieldSet(f.FieldsV1.GetRawBytes())
-		if err != nil {
+		var set map[string]any
+		if err := json.Unmarshal(f.FieldsV1.GetRawBytes(), &set); err != nil {
 			continue
 		}
+		writes := false
 		for _, top := range []string{"f:data", "f:stringData"} {
 			sub, present := set[top]
 			if !present {
 				continue
 			}
-			ok = true
+			writes = true
 			m, _ := sub.(map[string]any)
 			for k := range m {
 				if len(k) > 2 && k[:2] == "f:" {
@@ -125,22 +122,30 @@ func DataKeysFromManagedFields(fields []metav1.ManagedFieldsEntry) (keys []strin
 				}
 			}
 		}
+		md.Recorded = md.Recorded || writes
+		if writes && f.Time != nil && f.Time.After(md.WrittenAt) {
+			md.WrittenAt = f.Time.Time
+		}
 	}
 	for k := range seen {
-		keys = append(keys, k)
+		md.Keys = append(md.Keys, k)
 	}
-	sort.Strings(keys)
-	return keys, ok
+	sort.Strings(md.Keys)
+	return md
 }
 
-func writesData(raw []byte) bool {
-	set, err := parseFieldSet(raw)
-	if err != nil {
-		return false
-	}
-	_, data := set["f:data"]
-	_, stringData := set["f:stringData"]
-	return data || stringData
+// DataWriteTime returns the newest time at which a field manager wrote the
+// data or stringData of an object, from its managedFields.
+func DataWriteTime(fields []metav1.ManagedFieldsEntry) time.Time {
+	return ManagedDataOf(fields).WrittenAt
+}
+
+// DataKeysFromManagedFields returns the key names recorded under f:data and
+// f:stringData in managedFields, sorted and deduplicated. ok is false when no
+// entry records data fields at all.
+func DataKeysFromManagedFields(fields []metav1.ManagedFieldsEntry) (keys []string, ok bool) {
+	md := ManagedDataOf(fields)
+	return md.Keys, md.Recorded
 }
 
 func copyMap(in map[string]string) map[string]string {

@@ -120,7 +120,8 @@ func secretsFromTable(raw []byte) ([]any, string, error) {
 // cannot (a Secret with no data records no f:data) and reveals key lists
 // that managedFields left incomplete.
 func secretFromMetadata(m *metav1.ObjectMeta, typ corev1.SecretType, count int) *inventory.Secret {
-	keys, known := inventory.DataKeysFromManagedFields(m.ManagedFields)
+	md := inventory.ManagedDataOf(m.ManagedFields)
+	keys, known := md.Keys, md.Recorded
 	switch {
 	case count == 0:
 		keys, known = []string{}, true
@@ -137,7 +138,7 @@ func secretFromMetadata(m *metav1.ObjectMeta, typ corev1.SecretType, count int) 
 		Keys:          keys,
 		KeysKnown:     known,
 		CreatedAt:     m.CreationTimestamp.Time,
-		DataWrittenAt: inventory.DataWriteTime(m.ManagedFields),
+		DataWrittenAt: md.WrittenAt,
 	}
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque

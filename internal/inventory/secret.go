@@ -55,23 +55,34 @@ func SecretFromAPI(in *corev1.Secret) *Secret {
 		}
 	}
 	sort.Strings(keys)
+	return SecretFromMetadata(&in.ObjectMeta, in.Type, keys, true, DataWriteTime(in.ManagedFields))
+}
+
+// SecretFromMetadata builds the value-free Secret from a Secret's metadata,
+// its type, what is known of its key names and when its data was last
+// written. It is the one place that decides what of a Secret's metadata is
+// kept: never the last-applied annotation, which repeats the data.
+func SecretFromMetadata(m *metav1.ObjectMeta, typ corev1.SecretType, keys []string, keysKnown bool, dataWrittenAt time.Time) *Secret {
+	if keys == nil {
+		keys = []string{}
+	}
 	s := &Secret{
-		Namespace:       in.Namespace,
-		Name:            in.Name,
-		Type:            in.Type,
+		Namespace:       m.Namespace,
+		Name:            m.Name,
+		Type:            typ,
 		Keys:            keys,
-		KeysKnown:       true,
-		Labels:          copyMap(in.Labels),
-		OwnerReferences: append([]metav1.OwnerReference(nil), in.OwnerReferences...),
-		CreatedAt:       in.CreationTimestamp.Time,
-		DataWrittenAt:   DataWriteTime(in.ManagedFields),
+		KeysKnown:       keysKnown,
+		Labels:          copyMap(m.Labels),
+		OwnerReferences: append([]metav1.OwnerReference(nil), m.OwnerReferences...),
+		CreatedAt:       m.CreationTimestamp.Time,
+		DataWrittenAt:   dataWrittenAt,
 	}
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque
 	}
-	if len(in.Annotations) > 0 {
-		s.Annotations = make(map[string]string, len(in.Annotations))
-		for k, v := range in.Annotations {
+	if len(m.Annotations) > 0 {
+		s.Annotations = make(map[string]string, len(m.Annotations))
+		for k, v := range m.Annotations {
 			if k == LastAppliedAnnotation {
 				s.HadLastApplied = true
 				continue

@@ -114,8 +114,8 @@ func secretsFromTable(raw []byte) ([]any, string, error) {
 	return out, t.Metadata.Continue, nil
 }
 
-// secretFromMetadata builds the value-free Secret from metadata alone, as
-// inventory.SecretFromAPI does from a whole Secret. count is the number of
+// secretFromMetadata builds the value-free Secret from metadata alone,
+// through inventory.SecretFromMetadata as SecretFromAPI does. count is the number of
 // data keys the server printed, or -1: it settles the case managedFields
 // cannot (a Secret with no data records no f:data) and reveals key lists
 // that managedFields left incomplete.
@@ -128,41 +128,7 @@ func secretFromMetadata(m *metav1.ObjectMeta, typ corev1.SecretType, count int) 
 	case count > 0 && len(keys) != count:
 		known = false
 	}
-	if keys == nil {
-		keys = []string{}
-	}
-	s := &inventory.Secret{
-		Namespace:     m.Namespace,
-		Name:          m.Name,
-		Type:          typ,
-		Keys:          keys,
-		KeysKnown:     known,
-		CreatedAt:     m.CreationTimestamp.Time,
-		DataWrittenAt: md.WrittenAt,
-	}
-	if s.Type == "" {
-		s.Type = corev1.SecretTypeOpaque
-	}
-	if len(m.Labels) > 0 {
-		s.Labels = make(map[string]string, len(m.Labels))
-		for k, v := range m.Labels {
-			s.Labels[k] = v
-		}
-	}
-	if len(m.OwnerReferences) > 0 {
-		s.OwnerReferences = append([]metav1.OwnerReference(nil), m.OwnerReferences...)
-	}
-	if len(m.Annotations) > 0 {
-		s.Annotations = make(map[string]string, len(m.Annotations))
-		for k, v := range m.Annotations {
-			if k == inventory.LastAppliedAnnotation {
-				s.HadLastApplied = true
-				continue
-			}
-			s.Annotations[k] = v
-		}
-	}
-	return s
+	return inventory.SecretFromMetadata(m, typ, keys, known, md.WrittenAt)
 }
 
 // secretFullPages lists whole Secrets and converts each page at once, so

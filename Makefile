@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: all build demo test test-short control-plane bootstrap-policy lint fmt vet fuzz fuzz-rbac bench clean
+.PHONY: all build demo test test-short control-plane graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench clean
 
 all: build
 
@@ -25,17 +25,28 @@ demo: build
 
 ## test: every test, including the integration tests against a real kube-apiserver (built on first run)
 ## The differential test runs verbose, so that the number of triples it checked is printed.
-test: control-plane
+test: control-plane graphviz
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/differential)
 	$(GO) test -count=1 -v ./internal/differential/
 
 ## test-short: unit tests only, no control plane
-test-short:
+test-short: graphviz
 	$(GO) test -short -count=1 ./...
 
 ## control-plane: build etcd, kube-apiserver, kube-controller-manager and kubectl from the Go module proxy (cached)
 control-plane:
 	@bash internal/testenv/build-control-plane.sh
+
+## graphviz: Graphviz's dot, which the test of explain's DOT output runs; installed from Debian when missing and we may (root, apt-get)
+graphviz:
+	@if command -v dot >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "graphviz: dot is missing; installing the graphviz package"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null && command -v dot >/dev/null; } || \
+		{ echo "graphviz: could not install it; install Graphviz's dot (apt-get install graphviz) and run make again" >&2; exit 1; }; \
+	else \
+		echo "graphviz: the tests need Graphviz's dot; install it (apt-get install graphviz) and run make again" >&2; exit 1; \
+	fi
 
 ## bootstrap-policy: regenerate the embedded bootstrap RBAC policy from a real control plane
 bootstrap-policy: control-plane

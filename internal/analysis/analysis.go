@@ -13,6 +13,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/source"
@@ -42,6 +43,9 @@ type Options struct {
 	// Workload configures the workload and hygiene rules. SecretReaders
 	// and Complete are answered by the analysis when left unset.
 	Workload workload.Options
+	// Paths configures the indirect-exposure analysis. Offline is set
+	// from the input's aggregation mode.
+	Paths paths.Options
 }
 
 // Run analyses the input and returns the report.
@@ -74,8 +78,12 @@ func Run(in Input, opts Options) *report.Report {
 		a.aggregationDrift(policy)
 	}
 	ix := rbac.NewReadIndex(policy)
-	a.secrets(ix)
-	a.workloads(in, ix)
+	pathOpts := opts.Paths
+	// Computed aggregation means the input is manifests, not a cluster.
+	pathOpts.Offline = in.Aggregation == rbac.AggregationComputed
+	res := paths.Analyze(policy, ix, pathOpts)
+	a.secrets(res)
+	a.workloads(in, ix, res)
 	a.checkIgnoreAnnotations()
 	// After every analyzer: the config's rule overrides, then the baseline.
 	a.applyOverrides()
@@ -217,23 +225,23 @@ func (a *analyzer) aggregationDrift(p *rbac.Policy) {
 	}
 }
 
-// SecretExposure is one Secret's direct readers and their assessment.
-// Readers and Assessment are shared between Secrets whose reader lists are
-// the same: callers must not modify them.
+// SecretExposure is one Secret's readers and their assessment. Readers
+// and Assessment are shared between Secrets whose reader lists are the
+// same: callers must not modify them.
 type SecretExposure struct {
 	Secret     *inventory.Secret
-	Readers    []rbac.Reader
+	Readers    []paths.Reader
 	Assessment *exposure.Assessment
 }
 
-// readerListKey identifies a reader list returned by ReadIndex.Readers:
-// Secrets of a namespace without name-restricted grants share one list.
+// readerListKey identifies a reader list returned by Result.Readers:
+// Secrets of a namespace that nothing singles out share one list.
 type readerListKey struct {
-	first *rbac.Reader
+	first *paths.Reader
 	n     int
 }
 
-func keyOf(readers []rbac.Reader) readerListKey {
+func keyOf(readers []paths.Reader) readerListKey {
 	k := readerListKey{n: len(readers)}
 	if len(readers) > 0 {
 		k.first = &readers[0]
@@ -241,16 +249,16 @@ func keyOf(readers []rbac.Reader) readerListKey {
 	return k
 }
 
-// AssessSecrets finds every Secret's direct readers and scores them, in
+// AssessSecrets finds every Secret's readers and scores them, in
 // inventory order. A namespace's Secrets usually share one reader list; it
 // is assessed once per namespace, not once per Secret (the assessment
 // depends on the namespace, so lists are not shared across namespaces).
-func AssessSecrets(inv *inventory.Inventory, ix *rbac.ReadIndex, opts exposure.Options) []SecretExposure {
+func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Options) []SecretExposure {
 	out := make([]SecretExposure, 0, len(inv.Secrets))
 	for _, ns := range inv.SecretNamespaces() {
 		cache := map[readerListKey]*exposure.Assessment{}
 		for _, s := range inv.SecretsIn(ns) {
-			readers := ix.Readers(s.Namespace, s.Name)
+			readers := res.Readers(s)
 			k := keyOf(readers)
 			a, ok := cache[k]
 			if !ok {
@@ -265,25 +273,20 @@ func AssessSecrets(inv *inventory.Inventory, ix *rbac.ReadIndex, opts exposure.O
 }
 
 // secrets builds every Secret's report entry and exposure findings.
-// Converted reader lists are shared like the lists they come from.
-func (a *analyzer) secrets(ix *rbac.ReadIndex) {
-	converted := map[readerListKey][]report.Reader{}
+// Converted reader lists are shared like the lists they come from, except
+// that the last step of an indirect path names its Secret.
+func (a *analyzer) secrets(res *paths.Result) {
+	conv := newReaderConverter(a.opts.Exposure)
 	out := make([]report.Secret, 0, len(a.inv.Secrets))
-	for _, se := range AssessSecrets(a.inv, ix, a.opts.Exposure) {
+	for _, se := range AssessSecrets(a.inv, res, a.opts.Exposure) {
 		s, as := se.Secret, se.Assessment
-		k := keyOf(se.Readers)
-		readers, ok := converted[k]
-		if !ok {
-			readers = a.convertReaders(se.Readers)
-			converted[k] = readers
-		}
 		rs := report.Secret{
 			Namespace:   s.Namespace,
 			Name:        s.Name,
 			Type:        string(s.Type),
 			Keys:        nonNil(s.Keys),
 			KeysUnknown: !s.KeysKnown,
-			Readers:     readers,
+			Readers:     conv.readers(s, se.Readers),
 			Exposure: report.Exposure{
 				Score:      as.Score,
 				Severity:   as.Severity.String(),
@@ -303,21 +306,6 @@ func (a *analyzer) secrets(ix *rbac.ReadIndex) {
 		out = append(out, rs)
 	}
 	a.report.Secrets = out
-}
-
-func (a *analyzer) convertReaders(readers []rbac.Reader) []report.Reader {
-	out := make([]report.Reader, len(readers))
-	for i, r := range readers {
-		out[i] = report.Reader{
-			Subject:  subject(r.Subject),
-			Verbs:    r.Verbs.Names(),
-			Path:     "direct",
-			Via:      via(r.Via),
-			Steps:    []report.Step{},
-			Expected: a.opts.Exposure.IsExpected(r.Subject),
-		}
-	}
-	return out
 }
 
 // recommend gives a preliminary remediation target from the exposure alone
@@ -354,8 +342,12 @@ func via(vs []rbac.Via) []report.Via {
 	for i, v := range vs {
 		out[i] = report.Via{Superuser: v.Superuser}
 		if v.Binding != nil {
-			b, r := objectRef(*v.Binding), objectRef(*v.Role)
-			out[i].Binding, out[i].Role = &b, &r
+			b := objectRef(*v.Binding)
+			out[i].Binding = &b
+		}
+		if v.Role != nil {
+			r := objectRef(*v.Role)
+			out[i].Role = &r
 		}
 	}
 	return out

@@ -15,6 +15,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/bootstrap"
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/synthetic"
 )
@@ -86,22 +87,26 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 	}
 }
 
-// BenchmarkDirectReaders times the direct-reader analysis alone: resolve
-// the policy, index the Secret read grants, then every Secret's readers
-// and exposure. The last iteration's readers and assessments stay
-// referenced while the live heap is measured.
-func BenchmarkDirectReaders(b *testing.B) {
+// BenchmarkReaders times the reader analysis alone: resolve the policy,
+// index the Secret read grants, find the indirect paths, then every
+// Secret's readers and exposure. These worlds have no pods, so their
+// indirect paths are those of RBAC alone (the bootstrap controllers' pod
+// creation, impersonation, tokens); BenchmarkIndirect adds pods and
+// nodes. The last iteration's readers and assessments stay referenced
+// while the live heap is measured.
+func BenchmarkReaders(b *testing.B) {
 	runSizes(b, func(b *testing.B, inv *inventory.Inventory, opts exposure.Options) any {
 		var res []analysis.SecretExposure
 		for b.Loop() {
-			ix := rbac.NewReadIndex(rbac.NewPolicy(inv, rbac.AggregationComputed))
-			res = analysis.AssessSecrets(inv, ix, opts)
+			p := rbac.NewPolicy(inv, rbac.AggregationComputed)
+			ix := rbac.NewReadIndex(p)
+			res = analysis.AssessSecrets(inv, paths.Analyze(p, ix, paths.Options{Offline: true}), opts)
 		}
 		return res
 	})
 }
 
-// BenchmarkReadIndex times the RBAC half of BenchmarkDirectReaders alone
+// BenchmarkReadIndex times the direct-reader half of BenchmarkReaders alone
 // (policy, index, every Secret's readers, no scoring), to tell the cost
 // of finding readers from the cost of scoring them.
 func BenchmarkReadIndex(b *testing.B) {
@@ -118,7 +123,7 @@ func BenchmarkReadIndex(b *testing.B) {
 	})
 }
 
-// BenchmarkReport times analysis.Run: the direct-reader analysis plus
+// BenchmarkReport times analysis.Run: the reader analysis plus
 // the binding findings and the assembly of the whole report.
 func BenchmarkReport(b *testing.B) {
 	runSizes(b, func(b *testing.B, inv *inventory.Inventory, opts exposure.Options) any {

@@ -1,17 +1,19 @@
 package analysis
 
 import (
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/workload"
 )
 
 // workloads applies the workload and hygiene rules (internal/workload),
 // answering what they ask of RBAC and of coverage from this analysis.
-func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex) {
+func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex, res *paths.Result) {
 	opts := a.opts.Workload
 	if opts.SecretReaders == nil {
 		opts.SecretReaders = secretReaders(ix)
 	}
+	_ = res
 	opts.Complete = opts.Complete || complete(in)
 	for _, res := range workload.Analyze(a.inv, opts) {
 		a.addResult(res)

@@ -8,24 +8,17 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyhole-sec/keyhole/internal/analysis"
-	"github.com/keyhole-sec/keyhole/internal/audit"
 	"github.com/keyhole-sec/keyhole/internal/bootstrap"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
-	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 )
 
 type auditOptions struct {
-	manifests   []string
-	kubeconfig  string
-	context     string
-	format      string
-	output      string
-	failOn      string
-	noBootstrap bool
-	secretsVia  string
-	gate        gateOptions
+	input  inputOptions
+	format string
+	output string
+	failOn string
+	gate   gateOptions
 }
 
 func newAuditCommand(g *globals, stdin io.Reader, stdout io.Writer) *cobra.Command {
@@ -55,15 +48,10 @@ printed for everything that could be).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.manifests, "manifests", nil, "manifest file or directory to audit, or - for stdin (repeatable)")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the live cluster to audit")
-	f.StringVar(&o.context, "context", "", "kubeconfig context to use")
+	o.input.addFlags(f)
 	f.StringVarP(&o.format, "format", "o", "table", "output format: "+strings.Join(report.Formats, ", "))
 	f.StringVar(&o.output, "output", "", "write the report to this file instead of stdout")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding has this severity or higher: "+strings.Join(finding.Severities(), ", "))
-	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
-	f.StringVar(&o.secretsVia, "secrets-via", "table", "how to list live Secrets without their values: table (server-side Table, metadata only) or full (values dropped page by page)")
-	_ = f.MarkHidden("secrets-via")
 	o.gate.addFlags(f)
 	cmd.AddCommand(newDiffCommand(g, stdout))
 	return cmd
@@ -74,36 +62,12 @@ func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader,
 	if err != nil {
 		return usageError("--fail-on: %v", err)
 	}
-	if !validFormat(o.format) {
-		return usageError("--format: unknown format %q (want one of %s)", o.format, strings.Join(report.Formats, ", "))
-	}
-	live := len(o.manifests) == 0
-	if !live && (o.kubeconfig != "" || o.context != "") {
-		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
-	}
-	gt, err := o.gate.load()
-	if err != nil {
+	if err := checkFormat(o.format, report.Formats); err != nil {
 		return err
 	}
-	var in analysis.Input
-	if live {
-		cfg, cerr := cluster.RESTConfig(o.kubeconfig, o.context)
-		if cerr != nil {
-			return &exitError{code: ExitError, err: cerr}
-		}
-		in, err = audit.Live(ctx, cfg, cluster.Options{SecretsVia: o.secretsVia})
-	} else {
-		in, err = audit.Offline(o.manifests, audit.OfflineOptions{Stdin: stdin, NoBootstrap: o.noBootstrap, Ignore: gt.ignore()})
-	}
+	rep, gt, err := o.input.analyze(ctx, g, &o.gate, stdin)
 	if err != nil {
-		return &exitError{code: ExitError, err: err}
-	}
-	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
-	aopts := audit.Options{ToolVersion: Version}
-	gt.apply(&aopts)
-	rep, err := audit.Analyze(in, aopts)
-	if err != nil {
-		return &exitError{code: ExitError, err: err}
+		return err
 	}
 	if err := writeReport(o, stdout, rep); err != nil {
 		return &exitError{code: ExitError, err: err}
@@ -121,15 +85,6 @@ func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader,
 		return &exitError{code: ExitFindings, err: fmt.Errorf("%d finding(s) at or above %s", failing(rep, threshold), threshold)}
 	}
 	return nil
-}
-
-func validFormat(f string) bool {
-	for _, known := range report.Formats {
-		if f == known {
-			return true
-		}
-	}
-	return false
 }
 
 func writeReport(o *auditOptions, stdout io.Writer, rep *report.Report) error {

@@ -24,7 +24,7 @@ type diffOptions struct {
 	format         string
 	output         string
 	failOnIncrease string
-	noBootstrap    bool
+	analysis       analysisOptions
 }
 
 // diffFormats are the diff's output formats, the default first. "table"
@@ -68,7 +68,7 @@ not exist, or input that could not be read.`,
 	f.StringVarP(&o.format, "format", "o", "table", "output format: "+strings.Join(diffFormats, ", "))
 	f.StringVar(&o.output, "output", "", "write the diff to this file instead of stdout")
 	f.StringVar(&o.failOnIncrease, "fail-on-increase", "", "exit 1 when a Secret's exposure increased and its head severity is this or higher: "+strings.Join(finding.Severities(), ", "))
-	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
+	o.analysis.addFlags(f)
 	return cmd
 }
 
@@ -81,8 +81,8 @@ func runDiff(ctx context.Context, g *globals, o *diffOptions, stdout io.Writer) 
 		}
 		threshold = t
 	}
-	if !contains(diffFormats, o.format) {
-		return usageError("--format: unknown format %q (want one of %s)", o.format, strings.Join(diffFormats, ", "))
+	if err := checkFormat(o.format, diffFormats); err != nil {
+		return err
 	}
 	if o.base == "" {
 		return usageError("--base is required: a directory or a git revision to compare with")
@@ -122,11 +122,11 @@ func runDiff(ctx context.Context, g *globals, o *diffOptions, stdout io.Writer) 
 	// Both sides are judged at the same instant, or staleness could
 	// differ between them for no change at all.
 	now := time.Now()
-	baseRep, err := auditTree(gt, base, o.noBootstrap, now)
+	baseRep, err := auditTree(gt, base, &o.analysis, now)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
-	headRep, err := auditTree(gt, head, o.noBootstrap, now)
+	headRep, err := auditTree(gt, head, &o.analysis, now)
 	if err != nil {
 		return &exitError{code: ExitError, err: err}
 	}
@@ -161,13 +161,13 @@ func sideLabel(s diff.Side) string {
 }
 
 // auditTree runs the offline audit of one side with the config applied.
-func auditTree(gt *gate, t *diff.Tree, noBootstrap bool, now time.Time) (*report.Report, error) {
-	in, err := audit.Offline(t.Paths, audit.OfflineOptions{NoBootstrap: noBootstrap, Ignore: gt.ignore()})
+func auditTree(gt *gate, t *diff.Tree, ao *analysisOptions, now time.Time) (*report.Report, error) {
+	in, err := audit.Offline(t.Paths, ao.offline(gt, nil))
 	if err != nil {
 		return nil, err
 	}
-	aopts := audit.Options{ToolVersion: Version, Now: now}
-	gt.apply(&aopts)
+	aopts := ao.options(gt)
+	aopts.Now = now
 	rep, err := audit.Analyze(in, aopts)
 	if err != nil {
 		return nil, err

@@ -22,9 +22,15 @@ type gateOptions struct {
 }
 
 func (o *gateOptions) addFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.config, "config", "", "keyhole config file: rule overrides, expected readers, ignored paths (keyhole config example prints one)")
+	o.addConfigFlag(f)
 	f.StringVar(&o.baseline, "baseline", "", "suppress the findings this baseline file lists, so that only new ones fail the gate")
 	f.StringVar(&o.writeBaseline, "write-baseline", "", "write this run's findings (those no annotation suppresses) to this baseline file, mode 0600")
+}
+
+// addConfigFlag adds --config alone, for commands that take the config
+// but no baseline.
+func (o *gateOptions) addConfigFlag(f *pflag.FlagSet) {
+	f.StringVar(&o.config, "config", "", "keyhole config file: rule overrides, expected readers, ignored paths (keyhole config example prints one)")
 }
 
 // gate is the loaded config and baseline of one run.

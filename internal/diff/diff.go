@@ -9,6 +9,8 @@
 package diff
 
 import (
+	"github.com/keyhole-sec/keyhole/internal/paths"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"sort"
 	"strings"
 
@@ -221,11 +223,21 @@ func keyOf(r report.Reader) readerKey {
 	return readerKey{r.Subject.Kind, r.Subject.Namespace, r.Subject.Name, r.Path}
 }
 
+// compareReaders lists the readers only one side has, and the changes of
+// those both have. A reader that one side lists while the other lists a
+// group it belongs to is in neither list: a report leaves out the members
+// of a reading group (everyone in system:authenticated reads what it
+// reads), so such a reader can read on both sides.
 func compareReaders(base, head []report.Reader) (added, removed []report.Reader, changed []ReaderChange) {
 	added, removed, changed = []report.Reader{}, []report.Reader{}, []ReaderChange{}
 	inBase := map[readerKey]report.Reader{}
+	baseSubjects, headSubjects := map[rbac.Subject]bool{}, map[rbac.Subject]bool{}
 	for _, r := range base {
 		inBase[keyOf(r)] = r
+		baseSubjects[subjectOf(r)] = true
+	}
+	for _, r := range head {
+		headSubjects[subjectOf(r)] = true
 	}
 	inHead := map[readerKey]bool{}
 	for _, h := range head {
@@ -233,7 +245,9 @@ func compareReaders(base, head []report.Reader) (added, removed []report.Reader,
 		inHead[k] = true
 		b, ok := inBase[k]
 		if !ok {
-			added = append(added, h)
+			if !coveredBy(h, baseSubjects) {
+				added = append(added, h)
+			}
 			continue
 		}
 		viaAdded, viaRemoved := compareVia(b.Via, h.Via)
@@ -243,11 +257,26 @@ func compareReaders(base, head []report.Reader) (added, removed []report.Reader,
 		}
 	}
 	for _, b := range base {
-		if !inHead[keyOf(b)] {
+		if !inHead[keyOf(b)] && !coveredBy(b, headSubjects) {
 			removed = append(removed, b)
 		}
 	}
 	return added, removed, changed
+}
+
+func subjectOf(r report.Reader) rbac.Subject {
+	return rbac.Subject{Kind: r.Subject.Kind, Namespace: r.Subject.Namespace, Name: r.Subject.Name}
+}
+
+// coveredBy reports whether one of the groups r's subject belongs to is
+// among subjects.
+func coveredBy(r report.Reader, subjects map[rbac.Subject]bool) bool {
+	for _, g := range paths.Memberships(subjectOf(r)) {
+		if subjects[g] {
+			return true
+		}
+	}
+	return false
 }
 
 func viaKey(v report.Via) string {

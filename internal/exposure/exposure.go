@@ -1,7 +1,8 @@
-// Package exposure scores how exposed each Secret is from the readers the
-// RBAC analysis found: which readers are expected, which stand for
-// everyone, which come from outside the Secret's namespace, and how many
-// distinct principals there are. docs/scoring.md is the contract; this
+// Package exposure scores how exposed each Secret is from its readers,
+// direct and indirect: which readers are expected, which stand for
+// everyone, which come from outside the Secret's namespace, which obtain
+// it only through an indirect path, how many distinct principals there are
+// and how short their paths are. docs/scoring.md is the contract; this
 // package implements it and nothing else.
 package exposure
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
 
@@ -33,6 +35,17 @@ func (o Options) IsExpected(s rbac.Subject) bool {
 	return s == rbac.Superuser.Subject || o.Expected[s]
 }
 
+// ExpectedReader reports whether a reader does not raise severity: an
+// expected subject, or a kubelet reading, through the Node authorizer,
+// what the pods bound to its node use (which it must, to run them).
+func (o Options) ExpectedReader(r paths.Reader) bool {
+	if o.IsExpected(r.Subject) {
+		return true
+	}
+	return r.Kind == paths.NodeAuthorizer && len(r.Steps) == 1 &&
+		r.Subject.Kind == rbac.KindUser && strings.HasPrefix(r.Subject.Name, "system:node:")
+}
+
 // Reason is one fact that raises a Secret's severity.
 type Reason struct {
 	Rule     string
@@ -42,10 +55,13 @@ type Reason struct {
 
 // Assessment is a Secret's exposure.
 type Assessment struct {
-	Severity   finding.Severity
-	Score      int
-	Direct     int
-	Indirect   int
+	Severity finding.Severity
+	Score    int
+	// Direct and Indirect count reader entries by path class, expected
+	// readers included.
+	Direct   int
+	Indirect int
+	// Principals counts the distinct non-expected readers.
 	Principals int
 	// Reasons, most severe first; one per rule that applies.
 	Reasons []Reason
@@ -57,23 +73,37 @@ type Assessment struct {
 // MaxTop bounds Assessment.Top.
 const MaxTop = 5
 
-// Assess scores one Secret from its direct readers.
-func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment {
+// shortPath is the longest path, in steps, that weighs as much as a
+// direct read in the score.
+const shortPath = 2
+
+// Assess scores one Secret from its readers (paths.Result.Readers).
+func Assess(s *inventory.Secret, readers []paths.Reader, opts Options) Assessment {
 	many := opts.ManyPrincipals
 	if many <= 0 {
 		many = DefaultManyPrincipals
 	}
-	a := Assessment{Direct: len(readers)}
+	var a Assessment
 	// Readers come sorted by subject. Only the first few of each class
 	// are described: a Secret may have hundreds of readers, and Assess runs
 	// for every distinct reader list.
-	var everyone, outside []rbac.Reader
-	var top [3][]rbac.Subject // everyone, outside, the rest
+	var everyone, outside, indirect []paths.Reader
+	var top [4][]rbac.Subject // everyone, outside, indirect, the rest
+	weight := 0
 	for _, r := range readers {
-		if opts.IsExpected(r.Subject) {
+		if r.Kind == paths.Direct {
+			a.Direct++
+		} else {
+			a.Indirect++
+		}
+		if opts.ExpectedReader(r) {
 			continue
 		}
 		a.Principals++
+		weight++
+		if len(r.Steps) <= shortPath {
+			weight++
+		}
 		switch {
 		case r.Subject.IsEveryone():
 			everyone = append(everyone, r)
@@ -81,8 +111,11 @@ func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment
 		case isOutside(s.Namespace, r):
 			outside = append(outside, r)
 			top[1] = appendTop(top[1], r.Subject)
-		default:
+		case r.Kind != paths.Direct:
+			indirect = append(indirect, r)
 			top[2] = appendTop(top[2], r.Subject)
+		default:
+			top[3] = appendTop(top[3], r.Subject)
 		}
 	}
 	for _, group := range top {
@@ -104,6 +137,10 @@ func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment
 		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableByMany, finding.Medium,
 			fmt.Sprintf("readable by %d distinct principals (limit %d)", a.Principals, many)})
 	}
+	if len(indirect) > 0 {
+		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableIndirectly, finding.Medium,
+			"obtainable without an RBAC read: " + list(indirect)})
+	}
 	switch {
 	case len(a.Reasons) > 0:
 		a.Severity = a.Reasons[0].Severity
@@ -112,7 +149,7 @@ func Assess(s *inventory.Secret, readers []rbac.Reader, opts Options) Assessment
 	default:
 		a.Severity = finding.Info
 	}
-	a.Score = score(a.Severity, a.Principals)
+	a.Score = score(a.Severity, weight)
 	return a
 }
 
@@ -125,17 +162,19 @@ var bands = map[finding.Severity][2]int{
 	finding.Critical: {90, 100},
 }
 
-// score places a Secret within its severity's band by the number of
-// principals, so that within a severity more readers rank higher and a
-// Secret never outranks one of a higher severity.
-func score(sev finding.Severity, principals int) int {
+// score places a Secret within its severity's band by the weight of its
+// principals (two for a path of at most shortPath steps, one for a longer
+// one), so that within a severity more and closer readers rank higher and
+// a Secret never outranks one of a higher severity.
+func score(sev finding.Severity, weight int) int {
 	b := bands[sev]
-	return min(b[0]+principals, b[1])
+	return min(b[0]+weight, b[1])
 }
 
-// isOutside reports whether a reader belongs to another namespace or reads
-// through a cluster-wide grant.
-func isOutside(ns string, r rbac.Reader) bool {
+// isOutside reports whether a reader belongs to another namespace, or
+// holds the permission its path starts with through a ClusterRoleBinding
+// or a RoleBinding of another namespace.
+func isOutside(ns string, r paths.Reader) bool {
 	switch r.Subject.Kind {
 	case rbac.KindServiceAccount:
 		if r.Subject.Namespace != ns {
@@ -147,18 +186,32 @@ func isOutside(ns string, r rbac.Reader) bool {
 		}
 	}
 	for _, v := range r.Via {
-		if v.Binding != nil && v.Binding.Kind == "ClusterRoleBinding" {
+		if v.Binding != nil && (v.Binding.Kind == "ClusterRoleBinding" || v.Binding.Namespace != ns) {
 			return true
 		}
 	}
 	return false
 }
 
-func describe(r rbac.Reader) string {
+func describe(r paths.Reader) string {
 	var b strings.Builder
 	b.WriteString(r.Subject.String())
 	if c := r.Subject.Covers(); c != "" {
 		b.WriteString(" (" + c + ")")
+	}
+	if r.Kind != paths.Direct && len(r.Steps) > 0 {
+		p := r.Steps[0].Permission
+		fmt.Fprintf(&b, " by %s (%s %s", r.Kind, p.Verb, p.Resource)
+		switch {
+		case p.Name != "":
+			b.WriteString(" " + strings.TrimPrefix(p.Namespace+"/"+p.Name, "/"))
+		case p.Namespace != "":
+			b.WriteString(" in namespace " + p.Namespace)
+		}
+		if n := len(r.Steps); n > 1 {
+			fmt.Fprintf(&b, ", %d steps", n)
+		}
+		b.WriteString(")")
 	}
 	if len(r.Via) > 0 && r.Via[0].Binding != nil {
 		b.WriteString(" via " + r.Via[0].Binding.String())
@@ -173,7 +226,7 @@ func describe(r rbac.Reader) string {
 const listShown = 3
 
 // list describes the first readers and counts the rest.
-func list(readers []rbac.Reader) string {
+func list(readers []paths.Reader) string {
 	n := min(len(readers), listShown)
 	parts := make([]string, n)
 	for i := range n {

@@ -68,6 +68,7 @@ const (
 	SecretReadableByEveryone = "KH101"
 	SecretReadableOutsideNS  = "KH102"
 	SecretReadableByMany     = "KH103"
+	SecretReadableIndirectly = "KH104"
 	ClusterWideSecretRead    = "KH110"
 	DanglingBinding          = "KH120"
 	InvalidSubject           = "KH121"
@@ -91,6 +92,8 @@ var catalog = []Rule{
 		"A principal that belongs to another namespace, or that can read Secrets in every namespace, can read the Secret's value."},
 	{SecretReadableByMany, "Secret readable by many principals", Medium,
 		"More distinct principals than the configured limit can read the Secret's value."},
+	{SecretReadableIndirectly, "Secret obtainable through an indirect path", Medium,
+		"A principal that RBAC does not let read the Secret can still obtain its value: by creating or exec'ing into a pod, patching the Secret, minting or stealing a token, impersonating, or binding a role."},
 	{ClusterWideSecretRead, "Binding grants Secret reads in every namespace", High,
 		"A ClusterRoleBinding lets a non-system subject get, list or watch every Secret of the cluster."},
 	{DanglingBinding, "Binding to a role that does not exist", Low,

@@ -35,6 +35,9 @@ type Policy struct {
 
 	bindingsOnce sync.Once
 	bindings     []Binding
+
+	bySubjectOnce sync.Once
+	bySubject     map[Subject][]*Binding
 }
 
 // NewPolicy resolves the RBAC policy of inv.
@@ -149,4 +152,19 @@ func (p *Policy) resolve(ref inventory.Ref, ns string, roleRef rbacv1.RoleRef, s
 // String names the binding and its role for messages.
 func (b Binding) String() string {
 	return fmt.Sprintf("%s (role %s)", b.Ref, b.Role)
+}
+
+// BindingsOf returns the bindings that name subject s, in Bindings order.
+// The index is built once; callers must not modify the result.
+func (p *Policy) BindingsOf(s Subject) []*Binding {
+	p.bySubjectOnce.Do(func() {
+		p.bySubject = map[Subject][]*Binding{}
+		bs := p.Bindings()
+		for i := range bs {
+			for _, subj := range bs[i].Subjects {
+				p.bySubject[subj] = append(p.bySubject[subj], &bs[i])
+			}
+		}
+	})
+	return p.bySubject[s]
 }

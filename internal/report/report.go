@@ -97,39 +97,61 @@ type ObjectRef struct {
 	Name      string `json:"name"`
 }
 
-// Via is one grant behind a reader: a binding and its role, or superuser.
+// Via is one grant behind a reader or a step: a binding and its role,
+// superuser, or another authorizer than RBAC.
 type Via struct {
 	Binding   *ObjectRef `json:"binding,omitempty"`
 	Role      *ObjectRef `json:"role,omitempty"`
 	Superuser bool       `json:"superuser,omitempty"`
+	// Authorizer names the authorizer that allows the step when it is not
+	// RBAC: "Node" for the kubelet's reads of what its pods use.
+	Authorizer string `json:"authorizer,omitempty"`
 }
 
-// Reader is one (subject, path) that can obtain the Secret's value.
+// Reader is one subject that can obtain the Secret's value, by its
+// shortest path.
 type Reader struct {
-	Subject Subject  `json:"subject"`
-	Verbs   []string `json:"verbs"`
-	// Path is "direct" for an RBAC grant or system:masters; the
-	// indirect kinds (pod-create, impersonate, ...) are reserved in
-	// docs/report-format.md for the indirect-exposure analysis.
-	Path  string `json:"path"`
-	Via   []Via  `json:"via"`
+	Subject Subject `json:"subject"`
+	// Verbs are the verbs of the last step's request on the Secret (get,
+	// list, watch; patch for secret-patch); empty when the last step is
+	// not a request on the Secret (a pod or kubelet delivers the value).
+	Verbs []string `json:"verbs"`
+	// Path is "direct" for an RBAC grant or system:masters, else the kind
+	// of the first step (docs/paths.md).
+	Path string `json:"path"`
+	// Via are the grants behind the path's first permission.
+	Via []Via `json:"via"`
+	// Steps are the chain of an indirect path, in order, ending with the
+	// step that obtains the Secret; empty for direct readers.
 	Steps []Step `json:"steps"`
 	// Expected is set for readers that do not raise severity:
 	// system:masters, control-plane identities, the allowlist.
 	Expected bool `json:"expected,omitempty"`
 }
 
-// Step is one hop of an indirect path.
+// Step is one hop of an indirect path: Subject uses Permission, granted
+// by Via, and so acts as, or obtains, Reaches.
 type Step struct {
+	// Kind is the step's path kind (docs/paths.md); "direct" for a final
+	// RBAC read.
+	Kind       string     `json:"kind"`
 	Subject    Subject    `json:"subject"`
 	Permission Permission `json:"permission"`
 	Via        []Via      `json:"via"`
-	Reaches    Subject    `json:"reaches"`
+	// Reaches is what the step yields: an identity (User, Group,
+	// ServiceAccount, Node, or a Role bound to the subject) or, for the
+	// last step, the Secret.
+	Reaches Subject `json:"reaches"`
+	// Detail says why the step works where the permission alone does not
+	// tell: the pod's token, the namespace's Pod Security level.
+	Detail string `json:"detail,omitempty"`
 }
 
-// Permission is the permission a step uses.
+// Permission is the request a step makes. Resource includes the
+// subresource ("pods/exec"); APIGroup is empty for the core group.
 type Permission struct {
 	Verb      string `json:"verb"`
+	APIGroup  string `json:"apiGroup,omitempty"`
 	Resource  string `json:"resource"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name,omitempty"`

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keyhole-sec/keyhole/internal/analysis"
+	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/report"
+	"github.com/keyhole-sec/keyhole/internal/source/cluster"
+)
+
+// inputOptions are the flags that say what to analyse, manifests or a
+// live cluster, and how. audit and explain share them, so that explain
+// always explains what audit reports.
+type inputOptions struct {
+	manifests  []string
+	kubeconfig string
+	context    string
+	secretsVia string
+	analysis   analysisOptions
+}
+
+// analysisOptions are the flags that change how the analysis runs. Every
+// command that analyses (audit, audit diff, explain) takes them, so that a
+// switch added here applies to all of them alike.
+type analysisOptions struct {
+	noBootstrap bool
+}
+
+func (o *inputOptions) addFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&o.manifests, "manifests", nil, "manifest file or directory to audit, or - for stdin (repeatable)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the live cluster to audit")
+	f.StringVar(&o.context, "context", "", "kubeconfig context to use")
+	f.StringVar(&o.secretsVia, "secrets-via", "table", "how to list live Secrets without their values: table (server-side Table, metadata only) or full (values dropped page by page)")
+	_ = f.MarkHidden("secrets-via")
+	o.analysis.addFlags(f)
+}
+
+func (o *analysisOptions) addFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
+}
+
+// offline are the options of reading manifests, with the config's
+// ignored paths.
+func (o *analysisOptions) offline(gt *gate, stdin io.Reader) audit.OfflineOptions {
+	return audit.OfflineOptions{Stdin: stdin, NoBootstrap: o.noBootstrap, Ignore: gt.ignore()}
+}
+
+// options are the analysis options of one run: the flags' and the
+// config's.
+func (o *analysisOptions) options(gt *gate) audit.Options {
+	opts := audit.Options{ToolVersion: Version}
+	gt.apply(&opts)
+	return opts
+}
+
+// checkFormat rejects a --format that is not one of formats.
+func checkFormat(format string, formats []string) error {
+	if !contains(formats, format) {
+		return usageError("--format: unknown format %q (want one of %s)", format, strings.Join(formats, ", "))
+	}
+	return nil
+}
+
+// check rejects contradictory flags before anything is read.
+func (o *inputOptions) check() error {
+	if len(o.manifests) > 0 && (o.kubeconfig != "" || o.context != "") {
+		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
+	}
+	return nil
+}
+
+// analyze checks the flags, loads the config (and baseline) of gopts, then
+// reads the manifests, or the live cluster without --manifests, and
+// analyses them with the config applied. Its errors carry exit 2.
+func (o *inputOptions) analyze(ctx context.Context, g *globals, gopts *gateOptions, stdin io.Reader) (*report.Report, *gate, error) {
+	if err := o.check(); err != nil {
+		return nil, nil, err
+	}
+	gt, err := gopts.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := o.read(ctx, g, gt, stdin)
+	return rep, gt, err
+}
+
+func (o *inputOptions) read(ctx context.Context, g *globals, gt *gate, stdin io.Reader) (*report.Report, error) {
+	var (
+		in  analysis.Input
+		err error
+	)
+	if len(o.manifests) == 0 {
+		cfg, cerr := cluster.RESTConfig(o.kubeconfig, o.context)
+		if cerr != nil {
+			return nil, &exitError{code: ExitError, err: cerr}
+		}
+		in, err = audit.Live(ctx, cfg, cluster.Options{SecretsVia: o.secretsVia})
+	} else {
+		in, err = audit.Offline(o.manifests, o.analysis.offline(gt, stdin))
+	}
+	if err != nil {
+		return nil, &exitError{code: ExitError, err: err}
+	}
+	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
+	rep, err := audit.Analyze(in, o.analysis.options(gt))
+	if err != nil {
+		return nil, &exitError{code: ExitError, err: err}
+	}
+	return rep, nil
+}
+
+// sourceNames names what a report was read from, for messages: its
+// manifest paths or cluster URL (the embedded bootstrap policy is implied).
+func sourceNames(rep *report.Report) string {
+	var names []string
+	for _, s := range rep.Coverage.Sources {
+		if s.Kind == "bootstrap" {
+			continue
+		}
+		name := s.Kind
+		if s.Target != "" {
+			name += " " + s.Target
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return "no source"
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,745 @@
+package paths
+
+import (
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
+)
+
+// Scopes of a grant: a namespace, clusterScope ("": every namespace and
+// cluster-scoped objects), or everyNamespace ("*": every namespace, but
+// no cluster-scoped object: a ClusterRole that rbac-bind can bind with a
+// RoleBinding in any namespace).
+const (
+	clusterScope   = ""
+	everyNamespace = "*"
+)
+
+// source is one grant an identity holds: a role in a scope.
+type source struct {
+	scope string
+	caps  *capabilities
+	via   rbac.Via
+}
+
+// covers reports whether a grant in scope applies to objects of ns ("" for
+// cluster-scoped objects).
+func covers(scope, ns string) bool {
+	switch scope {
+	case clusterScope:
+		return true
+	case everyNamespace:
+		return ns != ""
+	}
+	return scope == ns
+}
+
+// sources returns the grants an identity holds, and whether it is
+// omniscient (reads every Secret of the cluster).
+func (g *graph) sources(id *identity) ([]source, bool) {
+	if id.kind == idGrant {
+		rg := id.grant
+		role := rg.role
+		s := source{scope: rg.scope, caps: rg.caps, via: rbac.Via{Role: &role}}
+		return []source{s}, rg.scope == clusterScope && rg.caps.readAll != 0
+	}
+	var out []source
+	omniscient := false
+	seen := map[*rbac.Binding]bool{}
+	for _, subj := range id.effective {
+		if subj == rbac.Superuser.Subject {
+			omniscient = true
+		}
+		for _, b := range g.policy.BindingsOf(subj) {
+			if !b.RoleFound || seen[b] {
+				continue
+			}
+			seen[b] = true
+			// A role that grants nothing followed here is kept: escalate
+			// can rewrite it.
+			caps := g.caps.get(roleKey{b.Role.Kind, b.Role.Namespace, b.Role.Name}, b.Rules)
+			binding, role := b.Ref, b.Role
+			out = append(out, source{scope: b.Namespace, caps: caps, via: rbac.Via{Binding: &binding, Role: &role}})
+			if b.Namespace == clusterScope && caps.readAll != 0 {
+				omniscient = true
+			}
+		}
+	}
+	return out, omniscient
+}
+
+// held is one grant of a request: its scope, names and grant.
+type held struct {
+	scope string
+	names rbac.Names
+	via   rbac.Via
+}
+
+func heldFor(srcs []source, req int) []held {
+	var out []held
+	for _, s := range srcs {
+		if n := s.caps.names[req]; !n.Empty() {
+			out = append(out, held{scope: s.scope, names: n, via: s.via})
+		}
+	}
+	return out
+}
+
+// holds reports whether some grant allows req on name in ns.
+func holds(hs []held, ns, name string) (rbac.Via, bool) {
+	for _, h := range hs {
+		if covers(h.scope, ns) && h.names.Has(name) {
+			return h.via, true
+		}
+	}
+	return rbac.Via{}, false
+}
+
+// holdsSome reports whether some grant allows req on some name.
+func holdsSome(hs []held) bool { return len(hs) > 0 }
+
+// expander builds one identity's edges.
+type expander struct {
+	g     *graph
+	id    *identity
+	self  Node
+	srcs  []source
+	edges []edge
+	// index dedups edges by target: the first edge to a target wins; a
+	// later one with the same kind and permission adds its grant.
+	index map[edgeKey]int
+}
+
+type edgeKey struct {
+	to   int32
+	term bool
+}
+
+func (g *graph) expand(idx int32) []edge {
+	id := g.ids[idx]
+	if id.expanded {
+		return id.edges
+	}
+	id.expanded = true
+	srcs, omniscient := g.sources(id)
+	id.omniscient = omniscient
+	if omniscient {
+		return nil
+	}
+	e := &expander{g: g, id: id, self: id.display(), srcs: srcs, index: map[edgeKey]int{}}
+	e.podCreation()
+	e.podExec()
+	e.nodeProxy()
+	e.secretPatch()
+	e.tokenMint()
+	e.impersonation()
+	e.roleBinding()
+	e.escalation()
+	if id.kind == idNode {
+		e.nodeAuthorizer()
+	}
+	e.legacyTokens()
+	id.edges = e.edges
+	return id.edges
+}
+
+func (e *expander) add(to int32, term bool, s Step) {
+	k := edgeKey{to, term}
+	if i, ok := e.index[k]; ok {
+		prev := e.edges[i].step
+		if prev.Kind == s.Kind && prev.Permission == s.Permission && len(s.Via) == 1 && !containsVia(prev.Via, s.Via[0]) {
+			prev.Via = append(prev.Via, s.Via[0])
+		}
+		return
+	}
+	s.Subject = e.self
+	if !term {
+		s.Reaches = e.g.ids[to].display()
+	}
+	e.index[k] = len(e.edges)
+	e.edges = append(e.edges, edge{to: to, term: term, step: &s})
+}
+
+// vias lists the grants a step needs, each once: two permissions often
+// come from one binding.
+func vias(vs ...rbac.Via) []rbac.Via {
+	out := make([]rbac.Via, 0, len(vs))
+	for _, v := range vs {
+		if !containsVia(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func containsVia(vs []rbac.Via, v rbac.Via) bool {
+	for _, x := range vs {
+		if viaEqual(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func viaEqual(a, b rbac.Via) bool {
+	eq := func(x, y *inventory.Ref) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Superuser == b.Superuser && eq(a.Binding, b.Binding) && eq(a.Role, b.Role)
+}
+
+func (e *expander) term(t terminal, s Step) { e.add(e.g.termID(t), true, s) }
+
+func (e *expander) to(id int32, s Step) { e.add(id, false, s) }
+
+// namespacesOf lists the namespaces a grant scope reaches objects in;
+// clusterScope and everyNamespace give every namespace of the graph.
+func (e *expander) namespacesOf(scope string) []string {
+	if scope == clusterScope || scope == everyNamespace {
+		return e.g.namespaces
+	}
+	return []string{scope}
+}
+
+// termNS is the namespace a terminal for a grant in scope stands for.
+func termNS(scope string) string {
+	if scope == everyNamespace {
+		return clusterScope
+	}
+	return scope
+}
+
+func perm(req int, ns, name string) Permission {
+	r := requests[req]
+	resource := r.Resource
+	if r.Subresource != "" {
+		resource += "/" + r.Subresource
+	}
+	return Permission{Verb: r.Verb, APIGroup: r.APIGroup, Resource: resource, Namespace: ns, Name: name}
+}
+
+// podCreation: pod-create, run-as-sa and node-escape.
+func (e *expander) podCreation() {
+	for _, h := range heldFor(e.srcs, reqCreatePods) {
+		if h.names.Has("") {
+			e.podCreate(h.scope, perm(reqCreatePods, termNS(h.scope), ""), h.via)
+		}
+	}
+	for k, w := range workloadKinds {
+		for v := range workloadVerbs {
+			req := workloadReq(k, v)
+			for _, h := range heldFor(e.srcs, req) {
+				if v == 0 {
+					if h.names.Has("") {
+						e.podCreate(h.scope, perm(req, termNS(h.scope), ""), h.via)
+					}
+					continue
+				}
+				if !w.templateMutable || w.kind == "" {
+					continue
+				}
+				e.workloadUpdate(w, req, h)
+			}
+		}
+	}
+	for _, req := range []int{reqUpdateEphemeral, reqPatchEphemeral} {
+		for _, h := range heldFor(e.srcs, req) {
+			for _, ns := range e.namespacesOf(h.scope) {
+				for _, p := range e.g.podsByNS[ns] {
+					if p.name != "" && h.names.Has(p.name) {
+						e.ephemeral(p, perm(req, ns, p.name), h.via)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (e *expander) workloadUpdate(w workloadKind, req int, h held) {
+	if h.names.All {
+		for _, ns := range e.namespacesOf(h.scope) {
+			if e.g.anyWorkload[w.kind][ns] {
+				e.podCreate(ns, perm(req, ns, ""), h.via)
+			}
+		}
+		return
+	}
+	for _, ns := range e.namespacesOf(h.scope) {
+		for _, name := range h.names.Some {
+			if e.g.workloads[w.kind][nsName{ns, name}] {
+				e.podCreate(ns, perm(req, ns, name), h.via)
+			}
+		}
+	}
+}
+
+// podCreate records what creating a pod in ns yields (clusterScope or
+// everyNamespace: in every namespace).
+func (e *expander) podCreate(scope string, p Permission, via rbac.Via) {
+	grants := []rbac.Via{via}
+	ns := termNS(scope)
+	e.term(terminal{kind: tPodCreate, ns: ns}, Step{Kind: PodCreate, Permission: p, Via: grants})
+	for _, n := range e.namespacesOf(scope) {
+		for _, sa := range e.g.interestingServiceAccounts(n) {
+			e.to(e.g.subjectID(sa), Step{Kind: RunAsSA, Permission: p, Via: grants,
+				Detail: "a pod created in namespace " + n + " can run as any of its ServiceAccounts"})
+		}
+	}
+	why, ok := e.g.privileged[ns], false
+	if ns == clusterScope {
+		ok = e.g.allPrivileged != ""
+		why = e.g.privileged[e.g.allPrivileged]
+	} else {
+		_, ok = e.g.privileged[ns]
+	}
+	if ok && len(e.g.nodes) > 0 || ok && e.g.opts.Offline {
+		e.to(e.g.nodeID(anyNode), Step{Kind: NodeEscape, Permission: p, Via: grants,
+			Detail: why + ": a privileged or hostPath pod with spec.nodeName set takes over any node"})
+	}
+}
+
+// ephemeral records what an ephemeral container in pod p yields: env
+// from any Secret of its namespace, the pod's token, and its node when
+// the namespace allows privileged containers.
+func (e *expander) ephemeral(p *pod, pm Permission, via rbac.Via) {
+	grants := []rbac.Via{via}
+	e.term(terminal{kind: tPodCreate, ns: p.namespace}, Step{Kind: PodCreate, Permission: pm, Via: grants})
+	if p.token {
+		e.to(e.g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), Step{Kind: RunAsSA, Permission: pm, Via: grants,
+			Detail: "an ephemeral container runs as the pod's ServiceAccount and can mount its token"})
+	}
+	if why, ok := e.g.privileged[p.namespace]; ok && p.node != "" {
+		e.to(e.g.nodeID(p.node), Step{Kind: NodeEscape, Permission: pm, Via: grants,
+			Detail: why + ": a privileged ephemeral container takes over the pod's node"})
+	}
+}
+
+func serviceAccount(ns, name string) rbac.Subject {
+	return rbac.Subject{Kind: rbac.KindServiceAccount, Namespace: ns, Name: name}
+}
+
+// interestingServiceAccounts are the ServiceAccounts of ns worth an edge:
+// those with grants of their own, plus one that stands for the
+// namespace's groups when those hold grants.
+func (g *graph) interestingServiceAccounts(ns string) []rbac.Subject {
+	var out []rbac.Subject
+	groupGrants := len(g.policy.BindingsOf(rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupServiceAccountsPrefix + ns})) > 0 ||
+		len(g.policy.BindingsOf(rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupServiceAccounts})) > 0
+	for i, name := range g.saByNS[ns] {
+		sa := serviceAccount(ns, name)
+		if len(g.policy.BindingsOf(sa)) > 0 || g.tokenOwner[nsName{ns, name}] {
+			out = append(out, sa)
+		} else if groupGrants && (name == "default" || i == 0) {
+			out = append(out, sa)
+			groupGrants = false
+		}
+	}
+	return out
+}
+
+// podExec: pod-exec, through exec, attach or a new image.
+func (e *expander) podExec() {
+	for _, req := range []int{reqCreateExec, reqGetExec, reqCreateAttach, reqGetAttach, reqPatchPods, reqUpdatePods} {
+		for _, h := range heldFor(e.srcs, req) {
+			if h.names.All {
+				ns := termNS(h.scope)
+				pm := perm(req, ns, "")
+				e.term(terminal{kind: tExecAll, ns: ns}, Step{Kind: PodExec, Permission: pm, Via: []rbac.Via{h.via}})
+				for _, n := range e.namespacesOf(h.scope) {
+					for _, p := range e.g.podsByNS[n] {
+						e.podIdentity(p, PodExec, pm, h.via)
+					}
+				}
+				continue
+			}
+			for _, n := range e.namespacesOf(h.scope) {
+				for _, name := range h.names.Some {
+					p := e.g.podByName[nsName{n, name}]
+					if p == nil {
+						continue
+					}
+					pm := perm(req, n, name)
+					e.term(terminal{kind: tExec, ns: n, name: name}, Step{Kind: PodExec, Permission: pm, Via: []rbac.Via{h.via}})
+					e.podIdentity(p, PodExec, pm, h.via)
+				}
+			}
+		}
+	}
+}
+
+// podIdentity records the ServiceAccount and the legacy tokens a pod's
+// containers hold.
+func (e *expander) podIdentity(p *pod, kind Kind, pm Permission, via rbac.Via) {
+	where := "pod " + p.namespace + "/" + p.name
+	if p.name == "" {
+		where = "a pod of namespace " + p.namespace
+	}
+	if p.token {
+		e.to(e.g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), Step{Kind: kind, Permission: pm, Via: []rbac.Via{via},
+			Detail: where + " mounts the token of its ServiceAccount"})
+	}
+	for _, s := range p.visible {
+		if t := e.g.tokenByName[nsName{p.namespace, s}]; t != nil {
+			e.to(e.g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), Step{Kind: kind, Permission: pm, Via: []rbac.Via{via},
+				Detail: where + " holds " + tokenDetail(t)})
+		}
+	}
+}
+
+func tokenDetail(t *tokenSecret) string {
+	return "Secret " + t.namespace + "/" + t.name + ", a legacy token of ServiceAccount " + t.namespace + "/" + t.serviceAccount
+}
+
+// nodeProxy: node-proxy, the kubelet API on a node.
+func (e *expander) nodeProxy() {
+	for _, req := range []int{reqGetNodeProxy, reqCreateNodeProxy} {
+		for _, h := range heldFor(e.srcs, req) {
+			if h.scope != clusterScope {
+				continue // nodes are cluster-scoped
+			}
+			if h.names.All {
+				pm := perm(req, "", "")
+				e.term(terminal{kind: tKubelet, name: anyNode}, Step{Kind: NodeProxy, Permission: pm, Via: []rbac.Via{h.via}})
+				for _, n := range e.g.nodes {
+					for _, p := range e.g.podsByNode[n] {
+						e.podIdentity(p, NodeProxy, pm, h.via)
+					}
+				}
+				continue
+			}
+			for _, n := range h.names.Some {
+				pods, ok := e.g.podsByNode[n]
+				if !ok {
+					continue
+				}
+				pm := perm(req, "", n)
+				e.term(terminal{kind: tKubelet, name: n}, Step{Kind: NodeProxy, Permission: pm, Via: []rbac.Via{h.via}})
+				for _, p := range pods {
+					e.podIdentity(p, NodeProxy, pm, h.via)
+				}
+			}
+		}
+	}
+}
+
+// secretPatch: secret-patch.
+func (e *expander) secretPatch() {
+	for _, h := range heldFor(e.srcs, reqPatchSecrets) {
+		if h.names.All {
+			ns := termNS(h.scope)
+			e.term(terminal{kind: tPatchAll, ns: ns}, Step{Kind: SecretPatch, Permission: perm(reqPatchSecrets, ns, ""), Via: []rbac.Via{h.via}})
+			continue
+		}
+		for _, name := range h.names.Some {
+			for _, ns := range e.namespacesOf(h.scope) {
+				if e.g.inv.Secret(ns, name) != nil {
+					e.term(terminal{kind: tPatch, ns: ns, name: name}, Step{Kind: SecretPatch, Permission: perm(reqPatchSecrets, ns, name), Via: []rbac.Via{h.via}})
+				}
+			}
+		}
+	}
+}
+
+// tokenMint: token-mint.
+func (e *expander) tokenMint() {
+	for _, h := range heldFor(e.srcs, reqCreateToken) {
+		for _, ns := range e.namespacesOf(h.scope) {
+			if h.names.All {
+				for _, sa := range e.g.interestingServiceAccounts(ns) {
+					e.to(e.g.subjectID(sa), Step{Kind: TokenMint, Permission: perm(reqCreateToken, ns, sa.Name), Via: []rbac.Via{h.via}})
+				}
+				continue
+			}
+			for _, name := range h.names.Some {
+				if e.g.saExists[nsName{ns, name}] {
+					e.to(e.g.subjectID(serviceAccount(ns, name)), Step{Kind: TokenMint, Permission: perm(reqCreateToken, ns, name), Via: []rbac.Via{h.via}})
+				}
+			}
+		}
+	}
+}
+
+// impersonation: impersonate users, groups, ServiceAccounts, and nodes.
+func (e *expander) impersonation() {
+	users := clusterHeld(heldFor(e.srcs, reqImpersonateUsers))
+	groups := clusterHeld(heldFor(e.srcs, reqImpersonateGroups))
+	sas := heldFor(e.srcs, reqImpersonateServiceAccounts)
+	for _, h := range sas {
+		for _, ns := range e.namespacesOf(h.scope) {
+			if h.names.All {
+				for _, sa := range e.g.interestingServiceAccounts(ns) {
+					e.to(e.g.subjectID(sa), Step{Kind: Impersonate, Permission: perm(reqImpersonateServiceAccounts, ns, sa.Name), Via: []rbac.Via{h.via}})
+				}
+				for _, sa := range e.g.boundSAs[ns] {
+					e.to(e.g.subjectID(sa), Step{Kind: Impersonate, Permission: perm(reqImpersonateServiceAccounts, ns, sa.Name), Via: []rbac.Via{h.via}})
+				}
+				continue
+			}
+			for _, name := range h.names.Some {
+				e.to(e.g.subjectID(serviceAccount(ns, name)), Step{Kind: Impersonate, Permission: perm(reqImpersonateServiceAccounts, ns, name), Via: []rbac.Via{h.via}})
+			}
+		}
+	}
+	for _, h := range users {
+		targets := e.g.users
+		if !h.names.All {
+			targets = nil
+			for _, name := range h.names.Some {
+				if _, _, isSA := rbac.SplitServiceAccountUsername(name); !isSA {
+					targets = append(targets, rbac.Subject{Kind: rbac.KindUser, Name: name})
+				}
+			}
+		}
+		for _, u := range targets {
+			e.to(e.g.subjectID(u), Step{Kind: Impersonate, Permission: perm(reqImpersonateUsers, "", u.Name), Via: []rbac.Via{h.via}})
+		}
+	}
+	// A group is impersonated alongside a user or a ServiceAccount.
+	if len(users) == 0 && len(sas) == 0 {
+		return
+	}
+	for _, h := range groups {
+		targets := e.g.groups
+		if !h.names.All {
+			targets = nil
+			for _, name := range h.names.Some {
+				targets = append(targets, rbac.Subject{Kind: rbac.KindGroup, Name: name})
+			}
+		}
+		for _, gr := range targets {
+			e.to(e.g.subjectID(gr), Step{Kind: Impersonate, Permission: perm(reqImpersonateGroups, "", gr.Name), Via: []rbac.Via{h.via}})
+		}
+		if !h.names.Has(rbac.GroupNodes) {
+			continue
+		}
+		// User system:node:NODE in group system:nodes is the kubelet.
+		for _, u := range users {
+			if u.names.All {
+				e.to(e.g.nodeID(anyNode), Step{Kind: Impersonate, Permission: perm(reqImpersonateUsers, "", nodeUserPrefix+anyNode), Via: vias(u.via, h.via),
+					Detail: "impersonating a node's user with group " + rbac.GroupNodes + " passes the Node authorizer"})
+				continue
+			}
+			for _, name := range u.names.Some {
+				if node, ok := isNodeUser(rbac.Subject{Kind: rbac.KindUser, Name: name}); ok && node != "" {
+					e.to(e.g.nodeID(node), Step{Kind: Impersonate, Permission: perm(reqImpersonateUsers, "", name), Via: vias(u.via, h.via),
+						Detail: "impersonating " + name + " with group " + rbac.GroupNodes + " passes the Node authorizer"})
+				}
+			}
+		}
+	}
+}
+
+func clusterHeld(hs []held) []held {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if h.scope == clusterScope {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// roleBinding: rbac-bind.
+func (e *expander) roleBinding() {
+	binds := heldFor(e.srcs, reqBindRoles)
+	bindCRs := heldFor(e.srcs, reqBindClusterRoles)
+	if len(binds) == 0 && len(bindCRs) == 0 {
+		return
+	}
+	// New RoleBindings: where the subject may both create one and bind
+	// the role.
+	for _, hc := range heldFor(e.srcs, reqCreateRoleBindings) {
+		if !hc.names.Has("") {
+			continue
+		}
+		for _, hb := range binds {
+			scope, ok := intersect(hc.scope, hb.scope)
+			if !ok {
+				continue
+			}
+			pm := perm(reqCreateRoleBindings, termNS(scope), "")
+			for _, r := range e.g.rolesIn(scope) {
+				if hb.names.Has(r.Name) {
+					e.grant(inventory.Ref{Kind: "Role", Namespace: r.Namespace, Name: r.Name}, r.Namespace, r.Rules, pm, hc.via, hb.via)
+				}
+			}
+		}
+		for _, hb := range bindCRs {
+			scope, ok := intersect(hc.scope, hb.scope)
+			if !ok {
+				continue
+			}
+			pm := perm(reqCreateRoleBindings, termNS(scope), "")
+			for _, cr := range e.g.inv.ClusterRoles {
+				if hb.names.Has(cr.Name) {
+					rules, _ := e.g.policy.ClusterRoleRules(cr.Name)
+					e.grant(inventory.Ref{Kind: "ClusterRole", Name: cr.Name}, scope, rules, pm, hc.via, hb.via)
+				}
+			}
+		}
+	}
+	// New ClusterRoleBindings.
+	for _, hc := range clusterHeld(heldFor(e.srcs, reqCreateClusterRoleBindings)) {
+		if !hc.names.Has("") {
+			continue
+		}
+		pm := perm(reqCreateClusterRoleBindings, "", "")
+		for _, hb := range clusterHeld(bindCRs) {
+			for _, cr := range e.g.inv.ClusterRoles {
+				if hb.names.Has(cr.Name) {
+					rules, _ := e.g.policy.ClusterRoleRules(cr.Name)
+					e.grant(inventory.Ref{Kind: "ClusterRole", Name: cr.Name}, clusterScope, rules, pm, hc.via, hb.via)
+				}
+			}
+		}
+	}
+	// Existing bindings: roleRef is immutable, so a binding can only be
+	// made to name the subject, which still needs bind on its role.
+	for _, req := range []int{reqUpdateRoleBindings, reqPatchRoleBindings, reqUpdateClusterRoleBindings, reqPatchClusterRoleBindings} {
+		cluster := req == reqUpdateClusterRoleBindings || req == reqPatchClusterRoleBindings
+		for _, h := range heldFor(e.srcs, req) {
+			if cluster && h.scope != clusterScope {
+				continue
+			}
+			for _, b := range e.g.bindingsIn(h.scope, cluster) {
+				if !b.RoleFound || !h.names.Has(b.Ref.Name) {
+					continue
+				}
+				hs := bindCRs
+				if b.Role.Kind == "Role" {
+					hs = binds
+				}
+				if cluster {
+					hs = clusterHeld(hs)
+				}
+				if via, ok := holds(hs, b.Namespace, b.Role.Name); ok {
+					e.grant(b.Role, b.Namespace, b.Rules, perm(req, b.Namespace, b.Ref.Name), h.via, via)
+				}
+			}
+		}
+	}
+}
+
+// intersect returns the scope two grants share: a namespace, or
+// everyNamespace when both reach every namespace.
+func intersect(a, b string) (string, bool) {
+	wide := func(s string) bool { return s == clusterScope || s == everyNamespace }
+	switch {
+	case wide(a) && wide(b):
+		return everyNamespace, true
+	case wide(a):
+		return b, true
+	case wide(b) || a == b:
+		return a, true
+	}
+	return "", false
+}
+
+// grant records an rbac-bind edge to role bound in scope, when the role
+// grants something the graph follows.
+func (e *expander) grant(role inventory.Ref, scope string, rules []rbacv1.PolicyRule, pm Permission, grants ...rbac.Via) {
+	caps := e.g.caps.get(roleKey{role.Kind, role.Namespace, role.Name}, rules)
+	if !caps.any && !caps.reads() {
+		return
+	}
+	detail := "binds " + role.String() + " to the subject"
+	if scope == everyNamespace {
+		detail += " in any namespace"
+	} else if scope != clusterScope {
+		detail += " in namespace " + scope
+	}
+	e.to(e.g.grantID(grantKey{role: role, scope: scope}, rules), Step{Kind: RBACBind, Permission: pm, Via: vias(grants...), Detail: detail})
+}
+
+// everything is the rule set escalate lets a subject write into its role.
+var everything = []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}
+
+// escalation: rbac-escalate, on a role bound to the identity.
+func (e *expander) escalation() {
+	if e.id.kind == idGrant {
+		return
+	}
+	escR, escCR := heldFor(e.srcs, reqEscalateRoles), clusterHeld(heldFor(e.srcs, reqEscalateClusterRoles))
+	if len(escR) == 0 && len(escCR) == 0 {
+		return
+	}
+	updR := append(heldFor(e.srcs, reqUpdateRoles), heldFor(e.srcs, reqPatchRoles)...)
+	updCR := clusterHeld(append(heldFor(e.srcs, reqUpdateClusterRoles), heldFor(e.srcs, reqPatchClusterRoles)...))
+	for _, s := range e.srcs {
+		b := s.via
+		if b.Binding == nil {
+			continue
+		}
+		role := *b.Role
+		esc, upd, verb := escCR, updCR, reqEscalateClusterRoles
+		if role.Kind == "Role" {
+			esc, upd, verb = escR, updR, reqEscalateRoles
+		}
+		v1, ok1 := holds(esc, role.Namespace, role.Name)
+		v2, ok2 := holds(upd, role.Namespace, role.Name)
+		if !ok1 || !ok2 {
+			continue
+		}
+		scope := s.scope
+		e.to(e.g.grantID(grantKey{role: role, scope: scope, escalated: true}, everything), Step{
+			Kind: RBACEscalate, Permission: perm(verb, role.Namespace, role.Name), Via: vias(v1, v2),
+			Detail: "adds every permission to " + role.String() + ", which " + b.Binding.String() + " binds to the subject"})
+	}
+}
+
+// nodeAuthorizer: what the Node authorizer gives a kubelet.
+func (e *expander) nodeAuthorizer() {
+	node := e.id.node
+	e.term(terminal{kind: tNodeReads, name: node}, Step{Kind: NodeAuthorizer, NodeAuthorizer: true,
+		Permission: Permission{Verb: "get", Resource: "secrets"}})
+	for _, p := range e.g.nodePods(node) {
+		e.to(e.g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), Step{Kind: NodeAuthorizer, NodeAuthorizer: true,
+			Permission: perm(reqCreateToken, p.namespace, p.serviceAccount),
+			Detail:     "the Node authorizer lets a node mint tokens for the ServiceAccounts of its pods"})
+		for _, ref := range p.nodeReads {
+			if t := e.g.tokenByName[nsName{ref.Namespace, ref.Name}]; t != nil {
+				e.to(e.g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), Step{Kind: NodeAuthorizer, NodeAuthorizer: true,
+					Permission: Permission{Verb: "get", Resource: "secrets", Namespace: t.namespace, Name: t.name},
+					Detail:     "a pod on the node uses " + tokenDetail(t)})
+			}
+		}
+	}
+}
+
+// legacyTokens: legacy-token, for token Secrets the identity reads or
+// patches itself.
+func (e *expander) legacyTokens() {
+	if len(e.g.tokens) == 0 {
+		return
+	}
+	patch := heldFor(e.srcs, reqPatchSecrets)
+	for _, s := range e.srcs {
+		if !s.caps.reads() {
+			continue
+		}
+		for _, t := range e.g.tokensIn(s.scope) {
+			v := s.caps.readAll | s.caps.readNames[t.name]
+			if v == 0 {
+				continue
+			}
+			e.to(e.g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), Step{Kind: LegacyToken,
+				Permission: Permission{Verb: v.Names()[0], Resource: "secrets", Namespace: t.namespace, Name: t.name},
+				Via:        []rbac.Via{s.via}, Detail: tokenDetail(t)})
+		}
+	}
+	for _, h := range patch {
+		for _, t := range e.g.tokensIn(h.scope) {
+			if h.names.Has(t.name) {
+				e.to(e.g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), Step{Kind: LegacyToken,
+					Permission: perm(reqPatchSecrets, t.namespace, t.name), Via: []rbac.Via{h.via},
+					Detail: tokenDetail(t) + "; an empty patch returns it"})
+			}
+		}
+	}
+}
+
+func (g *graph) tokensIn(scope string) []*tokenSecret {
+	if scope == clusterScope || scope == everyNamespace {
+		return g.tokens
+	}
+	return g.tokensByNS[scope]
+}

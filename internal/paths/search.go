@@ -1,0 +1,132 @@
+package paths
+
+import (
+	"github.com/keyhole-sec/keyhole/internal/rbac"
+)
+
+// chain is a path from a source, shared by every path it prefixes.
+type chain struct {
+	prev *chain
+	step *Step
+	n    int
+}
+
+func (c *chain) len() int {
+	if c == nil {
+		return 0
+	}
+	return c.n
+}
+
+func (c *chain) then(s *Step) *chain { return &chain{prev: c, step: s, n: c.len() + 1} }
+
+// hit records that a source reaches an identity or a terminal by a
+// chain, the shortest the search found.
+type hit struct {
+	source int32
+	chain  *chain
+}
+
+// sourceInfo is one subject the search starts from.
+type sourceInfo struct {
+	subject rbac.Subject
+	id      int32
+	// members are the subjects it holds grants as without a step.
+	members []rbac.Subject
+}
+
+// searcher runs a breadth-first search from each source over the graph,
+// bounded by the depth, and records who reaches what.
+type searcher struct {
+	g        *graph
+	maxDepth int
+	sources  []sourceInfo
+	// reached lists, per identity that reads Secrets itself, the sources
+	// that reach it in at least one step.
+	reached map[int32][]hit
+	// termHits lists, per terminal, the sources that reach it.
+	termHits map[int32][]hit
+	readers  map[rbac.Subject]bool
+
+	idStamp, termStamp []uint32
+	gen                uint32
+}
+
+type item struct {
+	id    int32
+	chain *chain
+}
+
+func (s *searcher) isReader(id *identity) bool {
+	switch id.kind {
+	case idSubject:
+		return s.readers[id.subject]
+	case idGrant:
+		return id.grant.caps.reads()
+	}
+	return false
+}
+
+// run searches from every source.
+func (s *searcher) run() {
+	for i := range s.sources {
+		s.search(int32(i))
+	}
+}
+
+func (s *searcher) search(src int32) {
+	s.gen++
+	var queue []item
+	var visit func(id int32, c *chain)
+	visit = func(id int32, c *chain) {
+		s.grow()
+		if s.idStamp[id] == s.gen {
+			return
+		}
+		s.idStamp[id] = s.gen
+		ident := s.g.ids[id]
+		if c != nil && s.isReader(ident) {
+			s.reached[id] = append(s.reached[id], hit{src, c})
+		}
+		queue = append(queue, item{id, c})
+		for _, m := range ident.members {
+			visit(m, c)
+		}
+	}
+	visit(s.sources[src].id, nil)
+	for head := 0; head < len(queue); head++ {
+		it := queue[head]
+		depth := it.chain.len()
+		if depth >= s.maxDepth {
+			continue
+		}
+		for _, e := range s.g.expand(it.id) {
+			if e.term {
+				s.grow()
+				if s.termStamp[e.to] == s.gen {
+					continue
+				}
+				s.termStamp[e.to] = s.gen
+				s.termHits[e.to] = append(s.termHits[e.to], hit{src, it.chain.then(e.step)})
+				continue
+			}
+			if depth+1 >= s.maxDepth {
+				continue // no step left to read with
+			}
+			s.grow()
+			if s.idStamp[e.to] != s.gen {
+				visit(e.to, it.chain.then(e.step))
+			}
+		}
+	}
+}
+
+// grow keeps the stamps as long as the graph, which expansion extends.
+func (s *searcher) grow() {
+	for len(s.idStamp) < len(s.g.ids) {
+		s.idStamp = append(s.idStamp, 0)
+	}
+	for len(s.termStamp) < len(s.g.terms) {
+		s.termStamp = append(s.termStamp, 0)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/source"
@@ -90,6 +91,12 @@ type Options struct {
 	// StaleAfter is the age of a Secret's last data write beyond which it
 	// is stale; workload.DefaultStaleAfter when zero.
 	StaleAfter time.Duration
+	// MaxDepth bounds indirect paths, in steps; paths.DefaultMaxDepth when
+	// zero.
+	MaxDepth int
+	// PodSecurityDefault is the Pod Security level of namespaces without
+	// the enforce label; privileged when empty.
+	PodSecurityDefault string
 }
 
 // Analyze runs the analysis with keyhole's defaults.
@@ -111,5 +118,6 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 		Rules:       opts.Rules,
 		Suppress:    opts.Suppress,
 		Workload:    workload.Options{Now: now, StaleAfter: opts.StaleAfter},
+		Paths:       paths.Options{MaxDepth: opts.MaxDepth, PodSecurityDefault: opts.PodSecurityDefault},
 	}), nil
 }

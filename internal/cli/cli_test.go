@@ -317,3 +317,32 @@ func TestOutputFileIsPrivate(t *testing.T) {
 		t.Errorf("--output file mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+// TestPathFlags: --max-depth and --pod-security-default change what the
+// indirect analysis follows, and bad values are usage errors.
+func TestPathFlags(t *testing.T) {
+	t.Chdir(repoRoot)
+	readers := func(args ...string) map[string]string {
+		t.Helper()
+		code, out, stderr := run(t, "", append([]string{"explain", "secret", "payments/db-credentials", "--manifests", "testdata/demo", "-o", "json"}, args...)...)
+		if code != ExitOK {
+			t.Fatalf("explain %v: exit %d; stderr:\n%s", args, code, stderr)
+		}
+		return readerMap(*decodeExplanation(t, out))
+	}
+	const escape = "Group/monitoring-admins node-escape"
+	if _, ok := readers()[escape]; !ok {
+		t.Fatalf("the demo's monitoring admins do not escape to a node by default")
+	}
+	for _, args := range [][]string{{"--max-depth", "1"}, {"--pod-security-default", "baseline"}} {
+		if _, ok := readers(args...)[escape]; ok {
+			t.Errorf("%v: the monitoring admins still escape to a node", args)
+		}
+	}
+	for _, args := range [][]string{{"--max-depth", "11"}, {"--max-depth", "-1"}, {"--pod-security-default", "strict"}} {
+		code, _, stderr := run(t, "", append([]string{"audit", "--manifests", "testdata/demo"}, args...)...)
+		if code != ExitError || !strings.Contains(stderr, args[0]) {
+			t.Errorf("audit %v: exit %d, want %d with a message naming the flag; stderr:\n%s", args, code, ExitError, stderr)
+		}
+	}
+}

@@ -87,6 +87,9 @@ func runDiff(ctx context.Context, g *globals, o *diffOptions, stdout io.Writer) 
 	if o.base == "" {
 		return usageError("--base is required: a directory or a git revision to compare with")
 	}
+	if err := o.analysis.check(); err != nil {
+		return err
+	}
 	for _, m := range o.manifests {
 		if m == "-" || m == "" {
 			return usageError("--manifests %q: diff reads files from each side, not standard input", m)

@@ -82,6 +82,8 @@ func (g *gate) apply(opts *audit.Options) {
 	opts.ManyPrincipals = g.cfg.ManyPrincipalsLimit()
 	opts.Rules = g.cfg.Overrides()
 	opts.StaleAfter = g.cfg.StaleAfterDuration()
+	opts.MaxDepth = g.cfg.PathDepth()
+	opts.PodSecurityDefault = g.cfg.PodSecurityDefault()
 	if g.base != nil {
 		opts.Suppress = g.base.Suppress
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/config"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 )
@@ -28,7 +31,9 @@ type inputOptions struct {
 // command that analyses (audit, audit diff, explain) takes them, so that a
 // switch added here applies to all of them alike.
 type analysisOptions struct {
-	noBootstrap bool
+	noBootstrap        bool
+	maxDepth           int
+	podSecurityDefault string
 }
 
 func (o *inputOptions) addFlags(f *pflag.FlagSet) {
@@ -42,6 +47,19 @@ func (o *inputOptions) addFlags(f *pflag.FlagSet) {
 
 func (o *analysisOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
+	f.IntVar(&o.maxDepth, "max-depth", 0, fmt.Sprintf("longest chain of steps followed from a subject to a Secret, 1 to %d (default %d, or the config's paths.maxDepth)", config.MaxPathDepth, paths.DefaultMaxDepth))
+	f.StringVar(&o.podSecurityDefault, "pod-security-default", "", "Pod Security level of namespaces without a pod-security.kubernetes.io/enforce label: "+strings.Join(config.PodSecurityLevels, ", ")+" (default privileged, or the config's paths.podSecurityDefault)")
+}
+
+// checkAnalysis rejects out-of-range analysis flags.
+func (o *analysisOptions) check() error {
+	if o.maxDepth != 0 && (o.maxDepth < 1 || o.maxDepth > config.MaxPathDepth) {
+		return usageError("--max-depth: must be from 1 to %d, not %d", config.MaxPathDepth, o.maxDepth)
+	}
+	if o.podSecurityDefault != "" && !contains(config.PodSecurityLevels, o.podSecurityDefault) {
+		return usageError("--pod-security-default: %q is not a Pod Security level (want one of %s)", o.podSecurityDefault, strings.Join(config.PodSecurityLevels, ", "))
+	}
+	return nil
 }
 
 // offline are the options of reading manifests, with the config's
@@ -55,6 +73,13 @@ func (o *analysisOptions) offline(gt *gate, stdin io.Reader) audit.OfflineOption
 func (o *analysisOptions) options(gt *gate) audit.Options {
 	opts := audit.Options{ToolVersion: Version}
 	gt.apply(&opts)
+	// Flags win over the config.
+	if o.maxDepth != 0 {
+		opts.MaxDepth = o.maxDepth
+	}
+	if o.podSecurityDefault != "" {
+		opts.PodSecurityDefault = o.podSecurityDefault
+	}
 	return opts
 }
 
@@ -71,7 +96,7 @@ func (o *inputOptions) check() error {
 	if len(o.manifests) > 0 && (o.kubeconfig != "" || o.context != "") {
 		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
 	}
-	return nil
+	return o.analysis.check()
 }
 
 // analyze checks the flags, loads the config (and baseline) of gopts, then

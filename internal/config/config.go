@@ -58,9 +58,28 @@ type Config struct {
 	// StaleAfter is how old a credential may get before it is stale: a Go
 	// duration ("2160h") or a number of days ("90d").
 	StaleAfter string `json:"staleAfter,omitempty"`
+	// Paths tunes the indirect-exposure analysis.
+	Paths Paths `json:"paths,omitempty"`
 
 	staleAfter time.Duration
 }
+
+// Paths tunes the indirect-exposure analysis (docs/paths.md).
+type Paths struct {
+	// MaxDepth is the longest chain followed, in steps.
+	MaxDepth *int `json:"maxDepth,omitempty"`
+	// PodSecurityDefault is the Pod Security level of namespaces without
+	// a pod-security.kubernetes.io/enforce label: the cluster's admission
+	// configuration default (privileged unless it says otherwise).
+	PodSecurityDefault string `json:"podSecurityDefault,omitempty"`
+}
+
+// MaxPathDepth bounds paths.maxDepth: longer chains are followed by
+// nobody and cost time.
+const MaxPathDepth = 10
+
+// PodSecurityLevels are the Pod Security Admission levels.
+var PodSecurityLevels = []string{"privileged", "baseline", "restricted"}
 
 // Rule is one rule's override.
 type Rule struct {
@@ -164,6 +183,23 @@ func (c *Config) ManyPrincipalsLimit() int {
 		return 0
 	}
 	return *c.ManyPrincipals
+}
+
+// PathDepth returns paths.maxDepth, or 0 when unset (the analysis's
+// default).
+func (c *Config) PathDepth() int {
+	if c == nil || c.Paths.MaxDepth == nil {
+		return 0
+	}
+	return *c.Paths.MaxDepth
+}
+
+// PodSecurityDefault returns paths.podSecurityDefault, or "" when unset.
+func (c *Config) PodSecurityDefault() string {
+	if c == nil {
+		return ""
+	}
+	return c.Paths.PodSecurityDefault
 }
 
 // StaleAfterDuration returns staleAfter, or 0 when unset.

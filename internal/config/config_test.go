@@ -81,7 +81,7 @@ func TestBadConfigs(t *testing.T) {
 		want []string // error lines, in order
 	}{
 		{"unknown top-level field", header + "rules: {}\nfoo: 1\n",
-			[]string{`k.yaml:4:1: foo: unknown field (known: apiVersion, expectedReaders, ignore, kind, manyPrincipals, rules, staleAfter)`}},
+			[]string{`k.yaml:4:1: foo: unknown field (known: apiVersion, expectedReaders, ignore, kind, manyPrincipals, paths, rules, staleAfter)`}},
 		{"misspelt nested field", header + "rules:\n  KH102:\n    severty: low\n",
 			[]string{`k.yaml:5:5: rules.KH102.severty: unknown field: did you mean "severity"?`}},
 		{"wrong case", header + "ManyPrincipals: 3\n",
@@ -288,4 +288,25 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c2
 	})
+}
+
+func TestPathsSettings(t *testing.T) {
+	c, err := Parse("k.yaml", []byte("apiVersion: keyhole.io/v1alpha1\nkind: Config\npaths:\n  maxDepth: 6\n  podSecurityDefault: baseline\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PathDepth() != 6 || c.PodSecurityDefault() != "baseline" {
+		t.Errorf("paths: depth %d, default %q", c.PathDepth(), c.PodSecurityDefault())
+	}
+	for doc, want := range map[string]string{
+		"paths:\n  maxDepth: 0\n":                "k.yaml:4:3: paths.maxDepth: must be from 1 to 10, not 0",
+		"paths:\n  maxDepth: 11\n":               "k.yaml:4:3: paths.maxDepth: must be from 1 to 10, not 11",
+		"paths:\n  podSecurityDefault: strict\n": `k.yaml:4:3: paths.podSecurityDefault: "strict" is not a Pod Security level: want one of privileged, baseline, restricted`,
+		"paths:\n  maxdepth: 3\n":                `k.yaml:4:3: paths.maxdepth: unknown field: did you mean "maxDepth"? (names are case-sensitive)`,
+	} {
+		_, err := Parse("k.yaml", []byte("apiVersion: keyhole.io/v1alpha1\nkind: Config\n"+doc))
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %q", doc, err, want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,6 +49,12 @@ func (d *decoder) validate(c *Config) {
 		case !doublestar.ValidatePattern(p):
 			d.problem(field, d.at(field), "%q is not a valid glob", p)
 		}
+	}
+	if m := c.Paths.MaxDepth; m != nil && (*m < 1 || *m > MaxPathDepth) {
+		d.problem("paths.maxDepth", d.at("paths.maxDepth"), "must be from 1 to %d, not %d", MaxPathDepth, *m)
+	}
+	if l := c.Paths.PodSecurityDefault; l != "" && !slices.Contains(PodSecurityLevels, l) {
+		d.problem("paths.podSecurityDefault", d.at("paths.podSecurityDefault"), "%q is not a Pod Security level: want one of %s", l, strings.Join(PodSecurityLevels, ", "))
 	}
 	if c.StaleAfter != "" {
 		dur, err := ParseDuration(c.StaleAfter)

@@ -1,6 +1,9 @@
 package paths_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -463,5 +466,21 @@ spec:
 	r, ok := got["User/dev"]
 	if !ok || r.Kind != paths.PodExec || len(r.Steps) != 2 || r.Steps[0].Reaches.Name != "reader" {
 		t.Fatalf("dev does not read db through the token in pod tool: %s %+v", kinds(got), r.Steps)
+	}
+}
+
+// TestKindsDocumented keeps docs/paths.md's table equal to paths.Kinds.
+func TestKindsDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "paths.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString("| path | permission (any one listed) | what it reaches |\n|---|---|---|\n")
+	for _, k := range paths.Kinds {
+		fmt.Fprintf(&want, "| `%s` | %s | %s |\n", k.Kind, k.Permission, k.Reaches)
+	}
+	if !strings.Contains(string(data), want.String()) {
+		t.Errorf("docs/paths.md does not hold the path kinds table of internal/paths/kinds.go; it should read:\n%s", want.String())
 	}
 }

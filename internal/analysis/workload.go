@@ -13,7 +13,15 @@ func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex, res *paths.Result) {
 	if opts.SecretReaders == nil {
 		opts.SecretReaders = secretReaders(ix)
 	}
-	_ = res
+	if opts.IndirectSecretReaders == nil {
+		opts.IndirectSecretReaders = func(s rbac.Subject) (string, bool) {
+			step, ok := res.Obtains(s)
+			if !ok {
+				return "", false
+			}
+			return "by " + string(step.Kind) + " (" + step.Permission.String() + ")", true
+		}
+	}
 	opts.Complete = opts.Complete || complete(in)
 	for _, res := range workload.Analyze(a.inv, opts) {
 		a.addResult(res)

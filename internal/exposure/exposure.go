@@ -200,14 +200,7 @@ func describe(r paths.Reader) string {
 		b.WriteString(" (" + c + ")")
 	}
 	if r.Kind != paths.Direct && len(r.Steps) > 0 {
-		p := r.Steps[0].Permission
-		fmt.Fprintf(&b, " by %s (%s %s", r.Kind, p.Verb, p.Resource)
-		switch {
-		case p.Name != "":
-			b.WriteString(" " + strings.TrimPrefix(p.Namespace+"/"+p.Name, "/"))
-		case p.Namespace != "":
-			b.WriteString(" in namespace " + p.Namespace)
-		}
+		fmt.Fprintf(&b, " by %s (%s", r.Kind, r.Steps[0].Permission)
 		if n := len(r.Steps); n > 1 {
 			fmt.Fprintf(&b, ", %d steps", n)
 		}

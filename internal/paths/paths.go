@@ -49,6 +49,22 @@ type Permission struct {
 	Verb, APIGroup, Resource, Namespace, Name string
 }
 
+// String names the request for messages: "create pods in namespace ci",
+// "impersonate serviceaccounts ci/deployer", "get nodes/proxy n1". An
+// empty name is every name.
+func (p Permission) String() string {
+	out := p.Verb + " " + p.Resource
+	switch {
+	case p.Name != "" && p.Namespace != "":
+		out += " " + p.Namespace + "/" + p.Name
+	case p.Name != "":
+		out += " " + p.Name
+	case p.Namespace != "":
+		out += " in namespace " + p.Namespace
+	}
+	return out
+}
+
 // Node is an identity or an object a step reaches: Kind is User, Group,
 // ServiceAccount, Node, Role, ClusterRole or Secret.
 type Node struct {

@@ -423,3 +423,89 @@ func (r *Result) stepsOf(c candidate) []Step {
 	r.steps[k] = out
 	return out
 }
+
+// Obtains reports whether subject s can obtain some Secret through an
+// indirect path, whether or not the Secrets it reaches are in the
+// inventory, and returns the first step of the shortest such path found.
+// Its direct grants are not considered: rbac.ReadIndex answers for those.
+// The search is the analysis's, from s alone, within the depth limit.
+func (r *Result) Obtains(s rbac.Subject) (Step, bool) {
+	g := r.g
+	type item struct {
+		id    int32
+		first *Step
+		depth int
+	}
+	seen := map[int32]bool{}
+	var queue []item
+	var visit func(id int32, first *Step, depth int)
+	visit = func(id int32, first *Step, depth int) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		queue = append(queue, item{id, first, depth})
+		for _, m := range g.ids[id].members {
+			visit(m, first, depth)
+		}
+	}
+	visit(g.subjectID(s), nil, 0)
+	for head := 0; head < len(queue); head++ {
+		it := queue[head]
+		if it.first != nil && r.s.isReader(g.ids[it.id]) {
+			return *it.first, true
+		}
+		if it.depth >= r.s.maxDepth {
+			continue
+		}
+		for _, e := range g.expand(it.id) {
+			first := it.first
+			if first == nil {
+				first = e.step
+			}
+			if e.term {
+				if g.yieldsSomething(g.terms[e.to]) {
+					return *first, true
+				}
+				continue
+			}
+			if it.depth+1 < r.s.maxDepth {
+				visit(e.to, first, it.depth+1)
+			}
+		}
+	}
+	return Step{}, false
+}
+
+// yieldsSomething reports whether a terminal yields some Secret: pod
+// creation and patches do (any Secret of the namespace, present or not);
+// exec, the kubelet API and a node's reads do when a pod they reach uses
+// one.
+func (g *graph) yieldsSomething(t terminal) bool {
+	uses := func(pods []*pod, node bool) bool {
+		for _, p := range pods {
+			if len(p.visible) > 0 || node && len(p.nodeReads) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	switch t.kind {
+	case tExec:
+		p := g.podByName[nsName{t.ns, t.name}]
+		return p != nil && len(p.visible) > 0
+	case tExecAll:
+		if t.ns != clusterScope {
+			return uses(g.podsByNS[t.ns], false)
+		}
+		return uses(g.pods, false)
+	case tKubelet:
+		if t.name == anyNode {
+			return uses(g.nodePods(anyNode), false)
+		}
+		return uses(g.podsByNode[t.name], false)
+	case tNodeReads:
+		return uses(g.nodePods(t.name), true)
+	}
+	return true
+}

@@ -15,7 +15,8 @@ import (
 // is taken to leave the default.
 func (a *analyzer) automountedToken(s podSpec) {
 	ns, name := s.ref.Namespace, serviceAccountName(s.spec)
-	if !a.secretReader(ns, name) {
+	can, ok := a.secretReader(ns, name)
+	if !ok {
 		return
 	}
 	mounted, why := true, "neither the pod nor the ServiceAccount sets automountServiceAccountToken"
@@ -32,7 +33,7 @@ func (a *analyzer) automountedToken(s podSpec) {
 	a.add(finding.Result{
 		Rule:          finding.AutomountedSecretReaderToken,
 		Object:        s.ref,
-		Message:       s.ref.String() + " mounts the API token of " + sa.String() + ", which can read Secrets (" + why + ")",
+		Message:       s.ref.String() + " mounts the API token of " + sa.String() + ", which " + can + " (" + why + ")",
 		Discriminator: []string{name},
 	})
 }
@@ -59,9 +60,9 @@ func (a *analyzer) legacyTokens() {
 		}
 		sa := inventory.Ref{Kind: "ServiceAccount", Namespace: s.Namespace, Name: name}
 		r.Message = s.Ref().String() + " is a long-lived token of " + sa.String() + " that never expires"
-		if a.secretReader(s.Namespace, name) {
+		if can, ok := a.secretReader(s.Namespace, name); ok {
 			r.Severity = severity(finding.High)
-			r.Message += "; " + sa.String() + " can read Secrets"
+			r.Message += "; " + sa.String() + " " + can
 		}
 		a.add(r)
 	}

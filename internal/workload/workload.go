@@ -37,9 +37,14 @@ type Options struct {
 	// zero, staleness is not judged.
 	Now time.Time
 	// SecretReaders reports whether a ServiceAccount can read at least one
-	// Secret. The caller answers it from the RBAC analysis; when nil, the
-	// rules that depend on it are not applied.
+	// Secret through an RBAC grant. The caller answers it from the RBAC
+	// analysis; when nil, the rules that depend on it are not applied.
 	SecretReaders func(rbac.Subject) bool
+	// IndirectSecretReaders reports whether a ServiceAccount can obtain a
+	// Secret through an indirect path (docs/paths.md), and how, for
+	// messages: "by pod-create (create pods in namespace x)". When nil,
+	// only direct reads count.
+	IndirectSecretReaders func(rbac.Subject) (string, bool)
 	// Complete says that the inventory holds every object of the kinds the
 	// rules read, cluster-wide: a live audit that could list them all. A
 	// Secret absent from a complete inventory does not exist; absent from
@@ -93,9 +98,20 @@ type analyzer struct {
 
 func (a *analyzer) add(r finding.Result) { a.results = append(a.results, r) }
 
-// secretReader asks opts.SecretReaders, treating a nil predicate as "no".
-func (a *analyzer) secretReader(namespace, serviceAccount string) bool {
-	return a.opts.SecretReaders != nil && a.opts.SecretReaders(rbac.Subject{Kind: rbac.KindServiceAccount, Namespace: namespace, Name: serviceAccount})
+// secretReader reports whether a ServiceAccount can read Secrets,
+// directly or through an indirect path, and says how for messages: "can
+// read Secrets", or "can obtain Secrets by ...". Nil predicates answer no.
+func (a *analyzer) secretReader(namespace, serviceAccount string) (string, bool) {
+	sa := rbac.Subject{Kind: rbac.KindServiceAccount, Namespace: namespace, Name: serviceAccount}
+	if a.opts.SecretReaders != nil && a.opts.SecretReaders(sa) {
+		return "can read Secrets", true
+	}
+	if a.opts.IndirectSecretReaders != nil {
+		if how, ok := a.opts.IndirectSecretReaders(sa); ok {
+			return "can obtain Secrets " + how, true
+		}
+	}
+	return "", false
 }
 
 // podSpec is one pod specification: a Pod's or a workload's template.

@@ -154,6 +154,9 @@ func (e *expander) add(to int32, term bool, s Step) {
 		return
 	}
 	s.Subject = e.self
+	if e.id.kind == idGrant && e.id.grant.escalated && s.Detail == "" {
+		s.Detail = escalatedDetail
+	}
 	if !term {
 		s.Reaches = e.g.ids[to].display()
 	}
@@ -649,6 +652,9 @@ func (e *expander) grant(role inventory.Ref, scope string, rules []rbacv1.Policy
 	}
 	e.to(e.g.grantID(grantKey{role: role, scope: scope}, rules), Step{Kind: RBACBind, Permission: pm, Via: vias(grants...), Detail: detail})
 }
+
+// escalatedDetail explains a step taken as a role rewritten by escalate.
+const escalatedDetail = "the role, rewritten through escalate, holds every permission"
 
 // everything is the rule set escalate lets a subject write into its role.
 var everything = []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}

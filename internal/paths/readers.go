@@ -26,9 +26,10 @@ type Result struct {
 }
 
 type finalKey struct {
-	subject  Node
-	ns, name string
-	verbs    rbac.Verbs
+	subject   Node
+	ns, name  string
+	verbs     rbac.Verbs
+	escalated bool
 }
 
 type stepsKey struct {
@@ -254,7 +255,7 @@ func (r *Result) namedGrantCandidates(sec *inventory.Secret) []candidate {
 func (r *Result) grantCandidates(id int32, ns, name string, verbs rbac.Verbs) []candidate {
 	rg := r.g.ids[id].grant
 	role := rg.role
-	final := r.final(finalKey{subject: r.g.ids[id].display(), ns: ns, name: name, verbs: verbs}, []rbac.Via{{Role: &role}})
+	final := r.final(finalKey{subject: r.g.ids[id].display(), ns: ns, name: name, verbs: verbs, escalated: rg.escalated}, []rbac.Via{{Role: &role}})
 	var out []candidate
 	for _, h := range r.s.reached[id] {
 		out = append(out, candidate{source: h.source, n: h.chain.len() + 1, chain: h.chain, final: final, verbs: verbs})
@@ -281,6 +282,9 @@ func (r *Result) final(k finalKey, via []rbac.Via) *Step {
 		verb = names[0]
 	}
 	s := &Step{Kind: Direct, Subject: k.subject, Permission: Permission{Verb: verb, Resource: "secrets", Namespace: k.ns, Name: k.name}, Via: via}
+	if k.escalated {
+		s.Detail = escalatedDetail
+	}
 	r.finals[k] = s
 	return s
 }

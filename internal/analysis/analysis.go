@@ -230,21 +230,24 @@ func (a *analyzer) aggregationDrift(p *rbac.Policy) {
 // same: callers must not modify them.
 type SecretExposure struct {
 	Secret     *inventory.Secret
-	Readers    []paths.Reader
+	Readers    paths.Readers
 	Assessment *exposure.Assessment
 }
 
 // readerListKey identifies a reader list returned by Result.Readers:
 // Secrets of a namespace that nothing singles out share one list.
 type readerListKey struct {
-	first *paths.Reader
-	n     int
+	shared, own *paths.Reader
+	n, m        int
 }
 
-func keyOf(readers []paths.Reader) readerListKey {
-	k := readerListKey{n: len(readers)}
-	if len(readers) > 0 {
-		k.first = &readers[0]
+func keyOf(readers paths.Readers) readerListKey {
+	k := readerListKey{n: len(readers.Shared), m: len(readers.Own)}
+	if len(readers.Shared) > 0 {
+		k.shared = &readers.Shared[0]
+	}
+	if len(readers.Own) > 0 {
+		k.own = &readers.Own[0]
 	}
 	return k
 }

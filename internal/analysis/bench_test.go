@@ -38,13 +38,13 @@ const benchSeed = 1
 
 // benchWorld is what an offline audit of the synthetic world sees: the
 // bootstrap policy with the generated objects layered over it.
-func benchWorld(b *testing.B, secrets int) (*inventory.Inventory, exposure.Options) {
+func benchWorld(b *testing.B, size synthetic.Size) (*inventory.Inventory, exposure.Options) {
 	b.Helper()
 	builder := inventory.NewBuilder()
 	if _, err := bootstrap.AddTo(builder); err != nil {
 		b.Fatal(err)
 	}
-	for _, o := range synthetic.Generate(benchSeed, synthetic.Scale(secrets)) {
+	for _, o := range synthetic.Generate(benchSeed, size) {
 		if _, _, err := builder.Add(o, inventory.Location{Layer: "synthetic"}); err != nil {
 			b.Fatal(err)
 		}
@@ -65,26 +65,36 @@ func runSizes(b *testing.B, bench func(b *testing.B, inv *inventory.Inventory, o
 			if size.gated && os.Getenv("KEYHOLE_BENCH_1M") != "1" {
 				b.Skip("set KEYHOLE_BENCH_1M=1 to run: needs about 16 GiB and minutes per benchmark")
 			}
-			inv, opts := benchWorld(b, size.secrets)
-			b.ReportAllocs()
-			inventoryBytes := liveHeap()
-			peak := startPeakSampler()
-			cpu := cpuTime()
-
-			result := bench(b, inv, opts)
-
-			cpuPerOp := (cpuTime() - cpu) / time.Duration(b.N)
-			peakBytes := peak.stop()
-			liveBytes := liveHeap()
-			runtime.KeepAlive(result)
-			runtime.KeepAlive(inv)
-			const mib = 1 << 20
-			b.ReportMetric(float64(inventoryBytes)/mib, "inventory-MiB")
-			b.ReportMetric(float64(liveBytes)/mib, "live-heap-MiB")
-			b.ReportMetric(float64(peakBytes)/mib, "peak-heap-MiB")
-			b.ReportMetric(cpuPerOp.Seconds(), "cpu-s/op")
+			measure(b, synthetic.Scale(size.secrets), nil, bench)
 		})
 	}
+}
+
+// measure builds the world of size, calls describe on it (when not nil),
+// then runs bench on it and reports the metrics of docs/benchmarks.md.
+// bench's result stays referenced while the live heap is measured.
+func measure(b *testing.B, size synthetic.Size, describe func(*testing.B, *inventory.Inventory), bench func(b *testing.B, inv *inventory.Inventory, opts exposure.Options) any) {
+	inv, opts := benchWorld(b, size)
+	if describe != nil {
+		describe(b, inv)
+	}
+	b.ReportAllocs()
+	inventoryBytes := liveHeap()
+	peak := startPeakSampler()
+	cpu := cpuTime()
+
+	result := bench(b, inv, opts)
+
+	cpuPerOp := (cpuTime() - cpu) / time.Duration(b.N)
+	peakBytes := peak.stop()
+	liveBytes := liveHeap()
+	runtime.KeepAlive(result)
+	runtime.KeepAlive(inv)
+	const mib = 1 << 20
+	b.ReportMetric(float64(inventoryBytes)/mib, "inventory-MiB")
+	b.ReportMetric(float64(liveBytes)/mib, "live-heap-MiB")
+	b.ReportMetric(float64(peakBytes)/mib, "peak-heap-MiB")
+	b.ReportMetric(cpuPerOp.Seconds(), "cpu-s/op")
 }
 
 // BenchmarkReaders times the reader analysis alone: resolve the policy,

@@ -20,11 +20,12 @@ func newReaderConverter(opts exposure.Options) *readerConverter {
 	return &readerConverter{opts: opts, lists: map[readerListKey][]report.Reader{}, steps: map[*paths.Step][]report.Step{}}
 }
 
-func (c *readerConverter) readers(s *inventory.Secret, list []paths.Reader) []report.Reader {
-	k := keyOf(list)
+func (c *readerConverter) readers(s *inventory.Secret, rs paths.Readers) []report.Reader {
+	k := keyOf(rs)
 	if out, ok := c.lists[k]; ok {
 		return out
 	}
+	list := rs.Slice()
 	out := make([]report.Reader, len(list))
 	shared := true
 	for i, r := range list {

@@ -78,7 +78,7 @@ const MaxTop = 5
 const shortPath = 2
 
 // Assess scores one Secret from its readers (paths.Result.Readers).
-func Assess(s *inventory.Secret, readers []paths.Reader, opts Options) Assessment {
+func Assess(s *inventory.Secret, readers paths.Readers, opts Options) Assessment {
 	many := opts.ManyPrincipals
 	if many <= 0 {
 		many = DefaultManyPrincipals
@@ -90,7 +90,7 @@ func Assess(s *inventory.Secret, readers []paths.Reader, opts Options) Assessmen
 	var everyone, outside, indirect []paths.Reader
 	var top [4][]rbac.Subject // everyone, outside, indirect, the rest
 	weight := 0
-	for _, r := range readers {
+	for r := range readers.All() {
 		if r.Kind == paths.Direct {
 			a.Direct++
 		} else {

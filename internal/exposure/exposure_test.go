@@ -81,7 +81,7 @@ func TestAssess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := Assess(secret, tt.readers, opts)
+			a := Assess(secret, paths.Readers{Shared: tt.readers}, opts)
 			if a.Severity != tt.want {
 				t.Fatalf("severity %s, want %s (reasons %+v)", a.Severity, tt.want, a.Reasons)
 			}
@@ -102,7 +102,7 @@ func TestAssess(t *testing.T) {
 func TestEveryApplicableReasonIsReported(t *testing.T) {
 	secret := &inventory.Secret{Namespace: "team", Name: "db"}
 	readers := []paths.Reader{reader("Group", "", "system:authenticated", "RoleBinding"), reader("ServiceAccount", "ci", "deployer", "ClusterRoleBinding")}
-	a := Assess(secret, readers, Options{})
+	a := Assess(secret, paths.Readers{Shared: readers}, Options{})
 	if len(a.Reasons) != 2 || a.Reasons[0].Rule != finding.SecretReadableByEveryone || a.Reasons[1].Rule != finding.SecretReadableOutsideNS {
 		t.Fatalf("reasons %+v, want KH101 then KH102", a.Reasons)
 	}
@@ -128,8 +128,8 @@ func TestScoreOrdersWithinAndAcrossBands(t *testing.T) {
 
 func TestShorterPathsScoreHigher(t *testing.T) {
 	secret := &inventory.Secret{Namespace: "team", Name: "db"}
-	near := Assess(secret, []paths.Reader{indirect(reader("User", "", "a", "RoleBinding"), paths.PodCreate, 1)}, Options{})
-	far := Assess(secret, []paths.Reader{indirect(reader("User", "", "a", "RoleBinding"), paths.Impersonate, 4)}, Options{})
+	near := Assess(secret, paths.Readers{Shared: []paths.Reader{indirect(reader("User", "", "a", "RoleBinding"), paths.PodCreate, 1)}}, Options{})
+	far := Assess(secret, paths.Readers{Shared: []paths.Reader{indirect(reader("User", "", "a", "RoleBinding"), paths.Impersonate, 4)}}, Options{})
 	if near.Severity != far.Severity {
 		t.Fatalf("severities differ: %s, %s", near.Severity, far.Severity)
 	}
@@ -143,7 +143,7 @@ func TestShorterPathsScoreHigher(t *testing.T) {
 
 func TestIndirectReasonNamesThePath(t *testing.T) {
 	secret := &inventory.Secret{Namespace: "team", Name: "db"}
-	a := Assess(secret, []paths.Reader{indirect(reader("User", "", "dev", "RoleBinding"), paths.PodCreate, 1)}, Options{})
+	a := Assess(secret, paths.Readers{Shared: []paths.Reader{indirect(reader("User", "", "dev", "RoleBinding"), paths.PodCreate, 1)}}, Options{})
 	want := "User/dev by pod-create (create pods in namespace team) via RoleBinding/team/b"
 	if len(a.Reasons) != 1 || !strings.Contains(a.Reasons[0].Text, want) {
 		t.Fatalf("reasons %+v, want one naming %q", a.Reasons, want)

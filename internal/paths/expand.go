@@ -347,11 +347,11 @@ func (e *expander) podExec() {
 				ns := termNS(h.scope)
 				pm := perm(req, ns, "")
 				e.term(terminal{kind: tExecAll, ns: ns}, Step{Kind: PodExec, Permission: pm, Via: []rbac.Via{h.via}})
-				for _, n := range e.namespacesOf(h.scope) {
-					for _, p := range e.g.podsByNS[n] {
-						e.podIdentity(p, PodExec, pm, h.via)
-					}
+				pods := e.g.podsByNS[ns]
+				if ns == clusterScope {
+					pods = e.g.runningPods
 				}
+				e.podIdentities(podGroup{ns: ns, all: ns == clusterScope}, pods, PodExec, pm, h.via)
 				continue
 			}
 			for _, n := range e.namespacesOf(h.scope) {
@@ -372,20 +372,64 @@ func (e *expander) podExec() {
 // podIdentity records the ServiceAccount and the legacy tokens a pod's
 // containers hold.
 func (e *expander) podIdentity(p *pod, kind Kind, pm Permission, via rbac.Via) {
+	for _, t := range e.g.podTargets(p) {
+		e.to(t.id, Step{Kind: kind, Permission: pm, Via: []rbac.Via{via}, Detail: t.detail})
+	}
+}
+
+// podIdentities records what the pods of a group hold: every identity
+// once, computed once per group.
+func (e *expander) podIdentities(key podGroup, pods []*pod, kind Kind, pm Permission, via rbac.Via) {
+	targets, ok := e.g.groupTargets[key]
+	if !ok {
+		seen := map[int32]bool{}
+		for _, p := range pods {
+			for _, t := range e.g.podTargets(p) {
+				if !seen[t.id] {
+					seen[t.id] = true
+					targets = append(targets, t)
+				}
+			}
+		}
+		e.g.groupTargets[key] = targets
+	}
+	for _, t := range targets {
+		e.to(t.id, Step{Kind: kind, Permission: pm, Via: []rbac.Via{via}, Detail: t.detail})
+	}
+}
+
+// podGroup names a set of pods: a namespace's, a node's, or all.
+type podGroup struct {
+	ns, node string
+	all      bool
+}
+
+// podTarget is an identity a pod's containers hold, and how.
+type podTarget struct {
+	id     int32
+	detail string
+}
+
+// podTargets returns the ServiceAccount whose token a pod mounts, and the
+// ServiceAccounts of the legacy tokens it holds.
+func (g *graph) podTargets(p *pod) []podTarget {
+	if p.targetsDone {
+		return p.targets
+	}
+	p.targetsDone = true
 	where := "pod " + p.namespace + "/" + p.name
 	if p.name == "" {
 		where = "a pod of namespace " + p.namespace
 	}
 	if p.token {
-		e.to(e.g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), Step{Kind: kind, Permission: pm, Via: []rbac.Via{via},
-			Detail: where + " mounts the token of its ServiceAccount"})
+		p.targets = append(p.targets, podTarget{g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), where + " mounts the token of its ServiceAccount"})
 	}
 	for _, s := range p.visible {
-		if t := e.g.tokenByName[nsName{p.namespace, s}]; t != nil {
-			e.to(e.g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), Step{Kind: kind, Permission: pm, Via: []rbac.Via{via},
-				Detail: where + " holds " + tokenDetail(t)})
+		if t := g.tokenByName[nsName{p.namespace, s}]; t != nil {
+			p.targets = append(p.targets, podTarget{g.subjectID(serviceAccount(t.namespace, t.serviceAccount)), where + " holds " + tokenDetail(t)})
 		}
 	}
+	return p.targets
 }
 
 func tokenDetail(t *tokenSecret) string {
@@ -402,11 +446,7 @@ func (e *expander) nodeProxy() {
 			if h.names.All {
 				pm := perm(req, "", "")
 				e.term(terminal{kind: tKubelet, name: anyNode}, Step{Kind: NodeProxy, Permission: pm, Via: []rbac.Via{h.via}})
-				for _, n := range e.g.nodes {
-					for _, p := range e.g.podsByNode[n] {
-						e.podIdentity(p, NodeProxy, pm, h.via)
-					}
-				}
+				e.podIdentities(podGroup{node: anyNode}, e.g.boundRunningPods, NodeProxy, pm, h.via)
 				continue
 			}
 			for _, n := range h.names.Some {
@@ -416,9 +456,7 @@ func (e *expander) nodeProxy() {
 				}
 				pm := perm(req, "", n)
 				e.term(terminal{kind: tKubelet, name: n}, Step{Kind: NodeProxy, Permission: pm, Via: []rbac.Via{h.via}})
-				for _, p := range pods {
-					e.podIdentity(p, NodeProxy, pm, h.via)
-				}
+				e.podIdentities(podGroup{node: n}, pods, NodeProxy, pm, h.via)
 			}
 		}
 	}

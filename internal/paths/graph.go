@@ -95,6 +95,19 @@ type terminal struct {
 	ns, name string
 }
 
+// shared reports whether many Secrets of a namespace have the terminal in
+// common: exec into any pod of the namespace or the cluster, the kubelet
+// API or the reads of any node.
+func (t terminal) shared() bool {
+	switch t.kind {
+	case tExecAll:
+		return true
+	case tKubelet, tNodeReads:
+		return t.name == anyNode
+	}
+	return false
+}
+
 // edge is one step out of an identity, to an identity or a terminal.
 type edge struct {
 	to   int32
@@ -137,9 +150,13 @@ type graph struct {
 	boundSAs      map[string][]rbac.Subject
 	tokenOwner    map[nsName]bool
 	nodePodsAll   map[string][]*pod // every pod bound to a node, by node
-	tokens        []*tokenSecret
-	tokensByNS    map[string][]*tokenSecret
-	tokenByName   map[nsName]*tokenSecret
+	// runningPods are the pods exec reaches; boundRunningPods those of
+	// them on a node.
+	runningPods, boundRunningPods []*pod
+	groupTargets                  map[podGroup][]podTarget
+	tokens                        []*tokenSecret
+	tokensByNS                    map[string][]*tokenSecret
+	tokenByName                   map[nsName]*tokenSecret
 	// subjectsByKind are the subjects of bindings, per kind, sorted:
 	// what impersonating every user or group reaches.
 	users, groups []rbac.Subject
@@ -168,8 +185,8 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 		workloads: map[string]map[nsName]bool{}, anyWorkload: map[string]map[string]bool{},
 		bindingsByRef: map[inventory.Ref]*rbac.Binding{}, bindingsByNS: map[string][]*rbac.Binding{},
 		rolesByNS: map[string][]*rbacv1.Role{}, boundSAs: map[string][]rbac.Subject{}, tokenOwner: map[nsName]bool{},
-		nodePodsAll: map[string][]*pod{},
-		tokensByNS:  map[string][]*tokenSecret{}, tokenByName: map[nsName]*tokenSecret{},
+		nodePodsAll: map[string][]*pod{}, groupTargets: map[podGroup][]podTarget{},
+		tokensByNS: map[string][]*tokenSecret{}, tokenByName: map[nsName]*tokenSecret{},
 		privileged: map[string]string{},
 	}
 	namespaces := map[string]bool{}
@@ -185,6 +202,10 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 		}
 		if !pd.running {
 			continue
+		}
+		g.runningPods = append(g.runningPods, pd)
+		if pd.node != "" {
+			g.boundRunningPods = append(g.boundRunningPods, pd)
 		}
 		g.podsByNS[pd.namespace] = append(g.podsByNS[pd.namespace], pd)
 		if pd.name != "" {

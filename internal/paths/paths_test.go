@@ -40,7 +40,7 @@ func readersOf(t *testing.T, inv *inventory.Inventory, opts paths.Options, ns, n
 		t.Fatalf("no Secret %s/%s in the world", ns, name)
 	}
 	out := map[string]paths.Reader{}
-	for _, r := range res.Readers(s) {
+	for r := range res.Readers(s).All() {
 		if r.Subject == rbac.Superuser.Subject {
 			continue
 		}

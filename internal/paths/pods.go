@@ -31,6 +31,10 @@ type pod struct {
 	// every Secret the pod spec names, and those of the
 	// PersistentVolumes its claims are bound to.
 	nodeReads []inventory.Ref
+
+	// targets are the identities its containers hold (graph.podTargets).
+	targets     []podTarget
+	targetsDone bool
 }
 
 // podsOf collects the pods of the inventory and, offline, the workload

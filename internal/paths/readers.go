@@ -1,6 +1,9 @@
 package paths
 
 import (
+	"fmt"
+	"iter"
+	"slices"
 	"sort"
 
 	"github.com/keyhole-sec/keyhole/internal/inventory"
@@ -19,10 +22,15 @@ type Result struct {
 	// Secrets.
 	grantReaders []int32
 
-	nsCache    map[string]*nsReaders
-	finals     map[finalKey]*Step
-	steps      map[stepsKey][]Step
-	directConv map[readerListKey][]Reader
+	nsCache   map[nsCombo]*nsReaders
+	cluster   []candidate
+	clusterAt map[rbac.Subject]rbac.Reader
+	termCands map[int32][]candidate
+	// grantsByName indexes the bound roles that read Secrets by name.
+	grantsByName map[string][]int32
+	finals       map[finalKey]*Step
+	steps        map[stepsKey][]Step
+	directConv   map[readerListKey][]Reader
 }
 
 type finalKey struct {
@@ -46,16 +54,28 @@ type readerListKey struct {
 // read when the chain ends at an identity that reads it.
 type candidate struct {
 	source int32
-	n      int
-	chain  *chain
-	final  *Step
-	verbs  rbac.Verbs
+	// seq is the position among the candidates found, the last tie-break.
+	seq int32
+	// rank orders the first step's kind (Kind.order): the tie-break of
+	// paths of one length.
+	rank  int32
+	n     int
+	chain *chain
+	final *Step
+	verbs rbac.Verbs
 }
 
 type nsReaders struct {
 	direct     []rbac.Reader
 	candidates []candidate // best per source, sorted by source
 	readers    []Reader
+	// best is each source's candidate; steps each reader subject's steps;
+	// directAt each direct reader's index; members lists, per group, the
+	// indexes of the readers that belong to it.
+	members  map[rbac.Subject][]int
+	best     map[int32]candidate
+	steps    map[rbac.Subject]int
+	directAt map[rbac.Subject]int
 }
 
 // Analyze builds the identity graph of the policy's inventory and finds
@@ -80,12 +100,16 @@ func Analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *Result {
 	for _, subj := range sortedSubjects(subjects) {
 		s.sources = append(s.sources, sourceInfo{subject: subj, id: g.subjectID(subj), members: append([]rbac.Subject{subj}, Memberships(subj)...)})
 	}
+	// A kubelet's own reads are listed; what its pods' tokens reach
+	// further is not listed for the kubelet, a trusted identity, but is
+	// followed for whoever reaches a node.
 	for _, n := range g.nodes {
 		user := rbac.Subject{Kind: rbac.KindUser, Name: nodeUserPrefix + n}
-		s.sources = append(s.sources, sourceInfo{subject: user, id: g.nodeID(n), members: g.ids[g.nodeID(n)].effective})
+		s.sources = append(s.sources, sourceInfo{subject: user, id: g.nodeID(n), members: g.ids[g.nodeID(n)].effective, maxDepth: 1})
 	}
 	s.run()
-	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[string]*nsReaders{},
+	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
+		termCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{}}
 	for id := range s.reached {
 		if g.ids[id].kind == idGrant {
@@ -93,6 +117,11 @@ func Analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *Result {
 		}
 	}
 	sort.Slice(r.grantReaders, func(i, j int) bool { return r.grantReaders[i] < r.grantReaders[j] })
+	for _, id := range r.grantReaders {
+		for name := range g.ids[id].grant.caps.readNames {
+			r.grantsByName[name] = append(r.grantsByName[name], id)
+		}
+	}
 	r.indexPodTerminals()
 	return r
 }
@@ -145,31 +174,180 @@ func (r *Result) indexPodTerminals() {
 	}
 }
 
-// Readers returns every reader of s, direct and indirect, sorted by
-// subject: one per subject, by its shortest path. The slice may be shared
-// between Secrets: callers must not modify it.
-func (r *Result) Readers(sec *inventory.Secret) []Reader {
+// Readers is one Secret's readers: entries shared with the other Secrets
+// of its namespace, and the Secret's own (its name-restricted grants, the
+// pods and nodes that use it), which replace shared entries of the same
+// subject. Both are sorted by subject. Keeping the shared part shared is
+// what keeps a cluster where thousands of subjects reach every Secret
+// from costing Secrets × subjects entries.
+type Readers struct {
+	Shared []Reader
+	Own    []Reader
+}
+
+// All yields every reader once, sorted by subject.
+func (rs Readers) All() iter.Seq[Reader] {
+	return func(yield func(Reader) bool) {
+		i, j := 0, 0
+		for i < len(rs.Shared) || j < len(rs.Own) {
+			var next Reader
+			switch {
+			case j == len(rs.Own) || i < len(rs.Shared) && rs.Shared[i].Subject.Less(rs.Own[j].Subject):
+				next = rs.Shared[i]
+				i++
+			case i < len(rs.Shared) && rs.Shared[i].Subject == rs.Own[j].Subject:
+				next = rs.Own[j] // replaces the shared entry
+				i++
+				j++
+			default:
+				next = rs.Own[j]
+				j++
+			}
+			if !yield(next) {
+				return
+			}
+		}
+	}
+}
+
+// Slice returns every reader in a new slice, sorted by subject.
+func (rs Readers) Slice() []Reader {
+	out := make([]Reader, 0, len(rs.Shared)+len(rs.Own))
+	for r := range rs.All() {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Readers returns every reader of s, direct and indirect: one per
+// subject, by its shortest path. Its slices may be shared between
+// Secrets: callers must not modify them.
+func (r *Result) Readers(sec *inventory.Secret) Readers {
 	ns := r.namespace(sec.Namespace)
 	direct := r.g.ix.Readers(sec.Namespace, sec.Name)
-	terms := r.secretTerms[nsName{sec.Namespace, sec.Name}]
+	var terms, common []int32
+	for _, t := range r.secretTerms[nsName{sec.Namespace, sec.Name}] {
+		if r.g.terms[t].shared() {
+			common = append(common, t)
+		} else {
+			terms = append(terms, t)
+		}
+	}
+	ns = r.withTerms(ns, sec.Namespace, common)
 	grants := r.namedGrantCandidates(sec)
 	sameDirect := keyOf(direct) == keyOf(ns.direct)
 	if sameDirect && len(terms) == 0 && len(grants) == 0 {
-		return ns.readers
+		return Readers{Shared: ns.readers}
 	}
-	cands := append([]candidate(nil), ns.candidates...)
+	// Each list of hits is sorted by source and has one per source, as
+	// the search appends them: merging keeps them so, in linear time.
+	var own []candidate
 	if !sameDirect {
-		cands = append(cands, r.directCandidates(direct, sec.Namespace, sec.Name)...)
+		own = bestPerSource(r.directCandidates(direct, sec.Namespace, sec.Name))
 	}
-	cands = append(cands, grants...)
+	own = mergeBest(own, grants)
 	for _, t := range terms {
-		cands = append(cands, r.termCandidates(t)...)
+		own = mergeBest(own, r.termCandidates(t))
 	}
-	best := bestPerSource(cands)
-	if sameDirect && sameCandidates(best, ns.candidates) {
-		return ns.readers
+	// Keep what beats the namespace's entry for the source.
+	kept := own[:0]
+	for _, c := range own {
+		if b, ok := ns.best[c.source]; !ok || better(c, b) {
+			kept = append(kept, c)
+		}
 	}
-	return r.build(direct, best)
+	var ownDirect []rbac.Reader
+	if !sameDirect {
+		for _, d := range direct {
+			if i, ok := ns.directAt[d.Subject]; !ok || d.Verbs != ns.direct[i].Verbs || len(d.Via) != len(ns.direct[i].Via) {
+				ownDirect = append(ownDirect, d)
+			}
+		}
+	}
+	if len(kept) == 0 && len(ownDirect) == 0 {
+		return Readers{Shared: ns.readers}
+	}
+	if r.hidesShared(ns, kept) {
+		// A group of the Secret's own now covers shared entries, which an
+		// overlay cannot remove: build the whole list.
+		return Readers{Shared: r.build(direct, mergeBest(ns.candidates, own))}
+	}
+	return Readers{Shared: ns.readers, Own: r.buildOwn(ns, direct, ownDirect, kept)}
+}
+
+// hidesShared reports whether a group among a Secret's own candidates
+// reaches it in as few steps as a shared entry of one of its members,
+// which the group's entry then covers.
+func (r *Result) hidesShared(ns *nsReaders, own []candidate) bool {
+	for _, c := range own {
+		g := r.s.sources[c.source].subject
+		if g.Kind != rbac.KindGroup {
+			continue
+		}
+		for _, i := range ns.members[g] {
+			if len(ns.readers[i].Steps) >= c.n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// shortest returns each subject's fewest steps to the Secret: 0 for a
+// direct reader, else its best candidate's.
+func (r *Result) shortest(direct []rbac.Reader, cands []candidate) map[rbac.Subject]int {
+	steps := make(map[rbac.Subject]int, len(direct)+len(cands))
+	for _, d := range direct {
+		steps[d.Subject] = 0
+	}
+	for _, c := range cands {
+		subj := r.s.sources[c.source].subject
+		if n, ok := steps[subj]; !ok || c.n < n {
+			steps[subj] = c.n
+		}
+	}
+	return steps
+}
+
+// buildOwn assembles a Secret's own entries: its own direct readers, and
+// the sources whose chain to it beats their namespace entry, unless they
+// read it directly or a group they belong to covers them.
+func (r *Result) buildOwn(ns *nsReaders, direct, ownDirect []rbac.Reader, cands []candidate) []Reader {
+	steps := r.shortest(ownDirect, cands)
+	stepsOf := func(s rbac.Subject) (int, bool) {
+		if n, ok := steps[s]; ok {
+			return n, true
+		}
+		n, ok := ns.steps[s]
+		return n, ok
+	}
+	isDirect := make(map[rbac.Subject]bool, len(direct))
+	for _, d := range direct {
+		isDirect[d.Subject] = true
+	}
+	out := r.convertDirect(ownDirect)
+	out = append([]Reader(nil), out...)
+	seen := map[rbac.Subject]bool{}
+	for _, c := range cands {
+		src := &r.s.sources[c.source]
+		if seen[src.subject] || isDirect[src.subject] || steps[src.subject] < c.n {
+			continue
+		}
+		covered := false
+		for _, m := range src.members {
+			if n, ok := stepsOf(m); ok && m != src.subject && n <= c.n {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			continue
+		}
+		seen[src.subject] = true
+		out = append(out, r.indirect(src.subject, c))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject.Less(out[j].Subject) })
+	return out
 }
 
 func keyOf(readers []rbac.Reader) readerListKey {
@@ -180,43 +358,108 @@ func keyOf(readers []rbac.Reader) readerListKey {
 	return k
 }
 
-func sameCandidates(a, b []candidate) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].source != b[i].source || a[i].chain != b[i].chain || a[i].final != b[i].final {
-			return false
-		}
-	}
-	return true
-}
-
 // namespace computes, once, what every Secret of ns shares: its
 // namespace-wide direct readers, and the chains to them and to the
 // terminals that yield every Secret of ns.
 func (r *Result) namespace(ns string) *nsReaders {
-	if c, ok := r.nsCache[ns]; ok {
+	if c, ok := r.nsCache[nsCombo{ns: ns}]; ok {
 		return c
 	}
 	g := r.g
 	direct := g.ix.Readers(ns, "")
-	cands := r.directCandidates(direct, ns, "")
+	// The cluster-wide readers' chains are the same in every namespace.
+	cands := mergeBest(r.clusterCandidates(), bestPerSource(r.directCandidates(r.namespaceOnly(direct), ns, "")))
+	var more []candidate
 	for _, id := range r.grantReaders {
 		rg := g.ids[id].grant
 		if rg.caps.readAll != 0 && covers(rg.scope, ns) {
-			cands = append(cands, r.grantCandidates(id, ns, "", rg.caps.readAll)...)
+			more = append(more, r.grantCandidates(id, ns, "", rg.caps.readAll)...)
 		}
 	}
+	cands = mergeBest(cands, bestPerSource(more))
 	for _, t := range []terminal{{kind: tPodCreate, ns: ns}, {kind: tPodCreate}, {kind: tPatchAll, ns: ns}, {kind: tPatchAll}} {
 		if id, ok := g.byTerm[t]; ok {
-			cands = append(cands, r.termCandidates(id)...)
+			cands = mergeBest(cands, r.termCandidates(id))
 		}
 	}
-	c := &nsReaders{direct: direct, candidates: bestPerSource(cands)}
-	c.readers = r.build(direct, c.candidates)
-	r.nsCache[ns] = c
+	c := r.newNSReaders(direct, cands)
+	r.nsCache[nsCombo{ns: ns}] = c
 	return c
+}
+
+// withTerms returns ns's shared list with the chains to terms, terminals
+// that many Secrets of ns share (exec anywhere in the namespace or the
+// cluster, the kubelet API and the reads of any node), built once per
+// namespace and set of such terminals.
+func (r *Result) withTerms(ns *nsReaders, name string, terms []int32) *nsReaders {
+	if len(terms) == 0 {
+		return ns
+	}
+	key := nsCombo{ns: name, terms: fmt.Sprint(terms)}
+	if c, ok := r.nsCache[key]; ok {
+		return c
+	}
+	cands := ns.candidates
+	for _, t := range terms {
+		cands = mergeBest(cands, r.termCandidates(t))
+	}
+	c := r.newNSReaders(ns.direct, cands)
+	r.nsCache[key] = c
+	return c
+}
+
+type nsCombo struct {
+	ns, terms string
+}
+
+func (r *Result) newNSReaders(direct []rbac.Reader, cands []candidate) *nsReaders {
+	c := &nsReaders{direct: direct, candidates: cands,
+		best: make(map[int32]candidate, len(cands)), directAt: make(map[rbac.Subject]int, len(direct))}
+	c.readers = r.build(direct, c.candidates)
+	for _, cand := range c.candidates {
+		c.best[cand.source] = cand
+	}
+	for i, d := range direct {
+		c.directAt[d.Subject] = i
+	}
+	c.steps = r.shortest(direct, c.candidates)
+	c.members = map[rbac.Subject][]int{}
+	for i, rd := range c.readers {
+		for _, g := range Memberships(rd.Subject) {
+			c.members[g] = append(c.members[g], i)
+			for _, gg := range Memberships(g) {
+				c.members[gg] = append(c.members[gg], i)
+			}
+		}
+	}
+	return c
+}
+
+// clusterCandidates are the chains to the cluster-wide readers, whose
+// final read is of every namespace.
+func (r *Result) clusterCandidates() []candidate {
+	if r.cluster == nil {
+		r.cluster = bestPerSource(r.directCandidates(r.g.ix.ClusterReaders(), "", ""))
+	}
+	return r.cluster
+}
+
+// namespaceOnly returns the readers of a namespace list that the
+// cluster-wide list does not hold as they are.
+func (r *Result) namespaceOnly(direct []rbac.Reader) []rbac.Reader {
+	if r.clusterAt == nil {
+		r.clusterAt = map[rbac.Subject]rbac.Reader{}
+		for _, d := range r.g.ix.ClusterReaders() {
+			r.clusterAt[d.Subject] = d
+		}
+	}
+	var out []rbac.Reader
+	for _, d := range direct {
+		if c, ok := r.clusterAt[d.Subject]; !ok || c.Verbs != d.Verbs || len(c.Via) != len(d.Via) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // directCandidates are the chains to each direct reader. name is empty
@@ -235,18 +478,20 @@ func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candi
 		}
 		final := r.final(finalKey{subject: subjectNode(d.Subject), ns: ns, name: name, verbs: d.Verbs}, d.Via)
 		for _, h := range hits {
-			out = append(out, candidate{source: h.source, n: h.chain.len() + 1, chain: h.chain, final: final, verbs: d.Verbs})
+			out = append(out, newCandidate(h.source, h.chain, final, d.Verbs))
 		}
 	}
 	return out
 }
 
+// namedGrantCandidates are the chains to the bound roles that read sec by
+// name, best per source and sorted.
 func (r *Result) namedGrantCandidates(sec *inventory.Secret) []candidate {
 	var out []candidate
-	for _, id := range r.grantReaders {
+	for _, id := range r.grantsByName[sec.Name] {
 		rg := r.g.ids[id].grant
 		if v := rg.caps.readNames[sec.Name]; v != 0 && covers(rg.scope, sec.Namespace) {
-			out = append(out, r.grantCandidates(id, sec.Namespace, sec.Name, v)...)
+			out = mergeBest(out, r.grantCandidates(id, sec.Namespace, sec.Name, v))
 		}
 	}
 	return out
@@ -258,17 +503,23 @@ func (r *Result) grantCandidates(id int32, ns, name string, verbs rbac.Verbs) []
 	final := r.final(finalKey{subject: r.g.ids[id].display(), ns: ns, name: name, verbs: verbs, escalated: rg.escalated}, []rbac.Via{{Role: &role}})
 	var out []candidate
 	for _, h := range r.s.reached[id] {
-		out = append(out, candidate{source: h.source, n: h.chain.len() + 1, chain: h.chain, final: final, verbs: verbs})
+		out = append(out, newCandidate(h.source, h.chain, final, verbs))
 	}
 	return out
 }
 
+// termCandidates are the chains to a terminal, sorted by source, made
+// once per terminal.
 func (r *Result) termCandidates(id int32) []candidate {
+	if out, ok := r.termCands[id]; ok {
+		return out
+	}
 	hits := r.s.termHits[id]
 	out := make([]candidate, len(hits))
 	for i, h := range hits {
-		out[i] = candidate{source: h.source, n: h.chain.len(), chain: h.chain}
+		out[i] = newCandidate(h.source, h.chain, nil, 0)
 	}
+	r.termCands[id] = out
 	return out
 }
 
@@ -296,15 +547,17 @@ func subjectNode(s rbac.Subject) Node {
 // bestPerSource keeps each source's shortest candidate, sorted by source.
 // Ties go to the kind listed first in Kinds, then to the first found.
 func bestPerSource(cands []candidate) []candidate {
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if a.source != b.source {
-			return a.source < b.source
+	for i := range cands {
+		cands[i].seq = int32(i)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		switch {
+		case better(a, b):
+			return -1
+		case better(b, a):
+			return 1
 		}
-		if a.n != b.n {
-			return a.n < b.n
-		}
-		return firstKind(a).order() < firstKind(b).order()
+		return int(a.seq - b.seq)
 	})
 	out := cands[:0]
 	for i, c := range cands {
@@ -316,15 +569,56 @@ func bestPerSource(cands []candidate) []candidate {
 	return out
 }
 
-func firstKind(c candidate) Kind {
-	ch := c.chain
-	for ch != nil && ch.prev != nil {
-		ch = ch.prev
+// better orders candidates by source, then shortest first, then by the
+// first step's kind.
+func better(a, b candidate) bool {
+	if a.source != b.source {
+		return a.source < b.source
 	}
-	if ch == nil {
-		return Direct
+	if a.n != b.n {
+		return a.n < b.n
 	}
-	return ch.step.Kind
+	return a.rank < b.rank
+}
+
+// newCandidate is a source's way to a Secret: a chain, then final when the
+// chain ends at an identity that reads it.
+func newCandidate(source int32, c *chain, final *Step, verbs rbac.Verbs) candidate {
+	out := candidate{source: source, n: c.len(), chain: c, final: final, verbs: verbs, rank: int32(Direct.order())}
+	if c != nil {
+		out.rank = int32(c.rank)
+	}
+	if final != nil {
+		out.n++
+	}
+	return out
+}
+
+// mergeBest merges a Secret's own candidates into its namespace's, both
+// best per source and sorted, keeping the better one of a source's two.
+// base is not modified.
+func mergeBest(base, own []candidate) []candidate {
+	out := make([]candidate, 0, len(base)+len(own))
+	i, j := 0, 0
+	for i < len(base) || j < len(own) {
+		switch {
+		case j == len(own) || i < len(base) && base[i].source < own[j].source:
+			out = append(out, base[i])
+			i++
+		case i == len(base) || own[j].source < base[i].source:
+			out = append(out, own[j])
+			j++
+		default:
+			if better(own[j], base[i]) {
+				out = append(out, own[j])
+			} else {
+				out = append(out, base[i])
+			}
+			i++
+			j++
+		}
+	}
+	return out
 }
 
 // build assembles a reader list: the direct readers, then every source
@@ -333,16 +627,7 @@ func firstKind(c candidate) Kind {
 // its own: the group's entry already covers it (everyone in
 // system:authenticated can do what the group can).
 func (r *Result) build(direct []rbac.Reader, cands []candidate) []Reader {
-	steps := make(map[rbac.Subject]int, len(direct)+len(cands))
-	for _, d := range direct {
-		steps[d.Subject] = 0
-	}
-	for _, c := range cands {
-		subj := r.s.sources[c.source].subject
-		if n, ok := steps[subj]; !ok || c.n < n {
-			steps[subj] = c.n
-		}
-	}
+	steps := r.shortest(direct, cands)
 	out := append([]Reader(nil), r.convertDirect(direct)...)
 	seen := map[rbac.Subject]bool{}
 	for _, c := range cands {

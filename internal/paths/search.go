@@ -9,6 +9,8 @@ type chain struct {
 	prev *chain
 	step *Step
 	n    int
+	// rank is the order (Kind.order) of the first step's kind.
+	rank int
 }
 
 func (c *chain) len() int {
@@ -18,7 +20,15 @@ func (c *chain) len() int {
 	return c.n
 }
 
-func (c *chain) then(s *Step) *chain { return &chain{prev: c, step: s, n: c.len() + 1} }
+func (c *chain) then(s *Step) *chain {
+	next := &chain{prev: c, step: s, n: c.len() + 1}
+	if c == nil {
+		next.rank = s.Kind.order()
+	} else {
+		next.rank = c.rank
+	}
+	return next
+}
 
 // hit records that a source reaches an identity or a terminal by a
 // chain, the shortest the search found.
@@ -33,6 +43,8 @@ type sourceInfo struct {
 	id      int32
 	// members are the subjects it holds grants as without a step.
 	members []rbac.Subject
+	// maxDepth, when set, bounds its chains below the searcher's.
+	maxDepth int
 }
 
 // searcher runs a breadth-first search from each source over the graph,
@@ -94,10 +106,14 @@ func (s *searcher) search(src int32) {
 		}
 	}
 	visit(s.sources[src].id, nil)
+	limit := s.maxDepth
+	if m := s.sources[src].maxDepth; m > 0 && m < limit {
+		limit = m
+	}
 	for head := 0; head < len(queue); head++ {
 		it := queue[head]
 		depth := it.chain.len()
-		if depth >= s.maxDepth {
+		if depth >= limit {
 			continue
 		}
 		for _, e := range s.g.expand(it.id) {
@@ -110,7 +126,7 @@ func (s *searcher) search(src int32) {
 				s.termHits[e.to] = append(s.termHits[e.to], hit{src, it.chain.then(e.step)})
 				continue
 			}
-			if depth+1 >= s.maxDepth {
+			if depth+1 >= limit {
 				continue // no step left to read with
 			}
 			s.grow()

@@ -286,6 +286,12 @@ func sortVia(v []Via) []Via {
 	return out
 }
 
+// ClusterReaders returns the readers of every Secret of every namespace:
+// the subjects of ClusterRoleBindings whose role reads Secrets by any
+// name, and system:masters. Every namespace's list starts from it; callers
+// must not modify it.
+func (ix *ReadIndex) ClusterReaders() []Reader { return ix.clusterOut }
+
 // Grantees returns every subject that holds some Secret read grant, in any
 // namespace or cluster-wide, whether or not a Secret it reaches is in the
 // inventory: what its credentials can do, not what they reach today.

@@ -11,6 +11,24 @@
 // world, object for object, so benchmark results and generated manifests
 // (WriteYAML) can be compared across runs and machines.
 //
+// Size.Indirect adds what the indirect-exposure analysis follows, at the
+// low rates of a real cluster: Pod Security Admission labels on the
+// namespaces (most enforce restricted or baseline, a few privileged, some
+// have none and so are privileged; kube-system is privileged); pods that
+// do not mount a token, mount projected volumes, take a Secret whole as
+// environment, pull with a registry Secret or, in privileged namespaces,
+// run privileged; legacy token Secrets of existing ServiceAccounts; CSI
+// PersistentVolumes whose nodePublishSecretRef names a Secret, claimed
+// and mounted by pods; and Roles, ClusterRoles and bindings that grant the
+// permissions indirect paths rest on (creating pods and workloads,
+// ephemeral containers, exec and attach, node proxy, patching Secrets,
+// minting tokens, impersonation, bind, escalate), some restricted to
+// names, bound mostly within one namespace to the same mix of subjects.
+// All of it comes from a second random source after the first has made
+// the world, so a world without Indirect is the same object for object as
+// it was before Indirect existed, and an Indirect world is that world with
+// some objects changed and the extras (Size.Extras) after it.
+//
 // Nothing here is a real credential: every Secret value is the same short
 // placeholder.
 package synthetic
@@ -41,6 +59,10 @@ type Size struct {
 	ServiceAccounts     int
 	Pods                int
 	Nodes               int
+	// Indirect adds what the indirect-exposure analysis follows (see
+	// Extras), from a second random source, so that every object the
+	// world has without it comes out the same.
+	Indirect bool
 }
 
 // The reference world, the scale keyhole is expected to audit: 100k
@@ -92,8 +114,11 @@ func Build(seed int64, size Size) *inventory.Inventory {
 
 // Generate returns the world as typed API objects with their TypeMeta set,
 // grouped by kind: Namespaces, ServiceAccounts, Secrets, ClusterRoles,
-// Roles, ClusterRoleBindings, RoleBindings, Nodes, Pods. Names are unique,
-// so adding them all to an inventory replaces nothing.
+// Roles, ClusterRoleBindings, RoleBindings, Nodes, Pods; then, with
+// Size.Indirect, the extras: Secrets, PersistentVolumes,
+// PersistentVolumeClaims, ClusterRoles, Roles, ClusterRoleBindings,
+// RoleBindings. Names are unique, so adding them all to an inventory
+// replaces nothing.
 //
 // With Size.Namespaces zero, namespaced objects go to "default" and no
 // Namespace object is emitted, as in manifests that omit their namespaces.
@@ -111,9 +136,13 @@ func Generate(seed int64, size Size) []runtime.Object {
 	g.roleBindings()
 	g.nodes()
 	g.pods()
+	if size.Indirect {
+		g.indirect(seed)
+	}
 
 	out := make([]runtime.Object, 0, len(g.nsObjs)+len(g.saObjs)+len(g.secretObjs)+len(g.crObjs)+
-		len(g.roleObjs)+len(g.crbObjs)+len(g.rbObjs)+len(g.nodeObjs)+len(g.podObjs))
+		len(g.roleObjs)+len(g.crbObjs)+len(g.rbObjs)+len(g.nodeObjs)+len(g.podObjs)+
+		len(g.xSecretObjs)+len(g.xPVObjs)+len(g.xPVCObjs)+len(g.xCRObjs)+len(g.xRoleObjs)+len(g.xCRBObjs)+len(g.xRBObjs))
 	for _, o := range g.nsObjs {
 		out = append(out, o)
 	}
@@ -141,6 +170,27 @@ func Generate(seed int64, size Size) []runtime.Object {
 	for _, o := range g.podObjs {
 		out = append(out, o)
 	}
+	for _, o := range g.xSecretObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xPVObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xPVCObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xCRObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xRoleObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xCRBObjs {
+		out = append(out, o)
+	}
+	for _, o := range g.xRBObjs {
+		out = append(out, o)
+	}
 	return out
 }
 
@@ -155,6 +205,11 @@ type ns struct {
 	secrets []string
 	sas     []string
 	roles   []string
+
+	// Set for Indirect worlds only.
+	psa        string // Pod Security enforce level, "" when unlabelled
+	pods       []*corev1.Pod
+	registries []string // names of its dockerconfigjson Secrets
 }
 
 type clusterRole struct {
@@ -186,6 +241,19 @@ type gen struct {
 	crbObjs    []*rbacv1.ClusterRoleBinding
 	nodeObjs   []*corev1.Node
 	podObjs    []*corev1.Pod
+
+	// What Size.Indirect adds; the x...Objs in the order Generate emits
+	// them.
+	nsByName    map[string]*ns
+	xRoles      []extraRole
+	xCRKinds    []int
+	xSecretObjs []*corev1.Secret
+	xPVObjs     []*corev1.PersistentVolume
+	xPVCObjs    []*corev1.PersistentVolumeClaim
+	xCRObjs     []*rbacv1.ClusterRole
+	xRoleObjs   []*rbacv1.Role
+	xCRBObjs    []*rbacv1.ClusterRoleBinding
+	xRBObjs     []*rbacv1.RoleBinding
 }
 
 func (g *gen) chance(p float64) bool { return g.r.Float64() < p }

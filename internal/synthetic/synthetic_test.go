@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 
@@ -37,6 +39,14 @@ func TestDeterministic(t *testing.T) {
 	if c := yamlOf(t, 43, size); bytes.Equal(a, c) {
 		t.Fatal("seeds 42 and 43 gave the same world")
 	}
+	size.Indirect = true
+	a, b = yamlOf(t, 42, size), yamlOf(t, 42, size)
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave two different indirect worlds")
+	}
+	if c := yamlOf(t, 43, size); bytes.Equal(a, c) {
+		t.Fatal("seeds 42 and 43 gave the same indirect world")
+	}
 }
 
 func TestScale(t *testing.T) {
@@ -54,20 +64,30 @@ func TestScale(t *testing.T) {
 func TestSizesHonoured(t *testing.T) {
 	withPods := synthetic.Scale(3000)
 	withPods.Pods, withPods.Nodes = 500, 12
-	for name, size := range map[string]synthetic.Size{
+	sizes := map[string]synthetic.Size{
 		"empty":         {},
 		"scale 300":     synthetic.Scale(300),
 		"scale 3000":    withPods,
 		"no namespaces": {Secrets: 50, Roles: 10, ClusterRoles: 20, RoleBindings: 30, ClusterRoleBindings: 5, ServiceAccounts: 4, Pods: 3},
 		"tiny":          {Namespaces: 1, Secrets: 1, Roles: 1, ClusterRoles: 1, RoleBindings: 1, ClusterRoleBindings: 1, ServiceAccounts: 1, Pods: 1, Nodes: 1},
 		"no secrets":    {Namespaces: 10, Roles: 40, ClusterRoles: 30, RoleBindings: 60, ClusterRoleBindings: 10, ServiceAccounts: 20},
-	} {
+	}
+	for name, size := range maps.Clone(sizes) {
+		size.Indirect = true
+		sizes[name+", indirect"] = size
+	}
+	for name, size := range sizes {
 		t.Run(name, func(t *testing.T) {
+			ex := size.Extras()
+			if !size.Indirect && ex != (synthetic.Extras{}) {
+				t.Errorf("Extras() = %+v without Indirect", ex)
+			}
 			want := map[string]int{
-				"Namespace": size.Namespaces, "Secret": size.Secrets, "Role": size.Roles,
-				"ClusterRole": size.ClusterRoles, "RoleBinding": size.RoleBindings,
-				"ClusterRoleBinding": size.ClusterRoleBindings, "ServiceAccount": size.ServiceAccounts,
+				"Namespace": size.Namespaces, "Secret": size.Secrets + ex.Secrets, "Role": size.Roles + ex.Roles,
+				"ClusterRole": size.ClusterRoles + ex.ClusterRoles, "RoleBinding": size.RoleBindings + ex.RoleBindings,
+				"ClusterRoleBinding": size.ClusterRoleBindings + ex.ClusterRoleBindings, "ServiceAccount": size.ServiceAccounts,
 				"Pod": size.Pods, "Node": size.Nodes,
+				"PersistentVolumeClaim": ex.PersistentVolumeClaims, "PersistentVolume": ex.PersistentVolumes,
 			}
 			got := map[string]int{}
 			for _, o := range synthetic.Generate(1, size) {
@@ -91,9 +111,16 @@ func TestSizesHonoured(t *testing.T) {
 // TestYAMLRoundTrip decodes the stream with the client-go scheme, as a
 // manifest reader would, and expects the very objects back.
 func TestYAMLRoundTrip(t *testing.T) {
-	size := synthetic.Scale(500)
-	size.Pods, size.Nodes = 50, 3
-	objs := synthetic.Generate(7, size)
+	for _, indirect := range []bool{false, true} {
+		t.Run(fmt.Sprintf("indirect=%v", indirect), func(t *testing.T) {
+			size := synthetic.Scale(500)
+			size.Pods, size.Nodes, size.Indirect = 50, 3, indirect
+			testYAMLRoundTrip(t, synthetic.Generate(7, size))
+		})
+	}
+}
+
+func testYAMLRoundTrip(t *testing.T, objs []runtime.Object) {
 	var buf bytes.Buffer
 	if err := synthetic.WriteYAML(&buf, objs); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package paths
 
 import (
+	"strconv"
+
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/keyhole-sec/keyhole/internal/inventory"
@@ -247,14 +249,49 @@ func (e *expander) podCreation() {
 	for _, req := range []int{reqUpdateEphemeral, reqPatchEphemeral} {
 		for _, h := range heldFor(e.srcs, req) {
 			for _, ns := range e.namespacesOf(h.scope) {
-				for _, p := range e.g.podsByNS[ns] {
-					if p.name != "" && h.names.Has(p.name) {
-						e.ephemeral(p, perm(req, ns, p.name), h.via)
+				if h.names.All {
+					e.ephemeralAll(ns, perm(req, ns, ""), h.via)
+					continue
+				}
+				for _, name := range h.names.Some {
+					if p := e.g.podByName[nsName{ns, name}]; p != nil {
+						e.ephemeral(p, perm(req, ns, name), h.via)
 					}
 				}
 			}
 		}
 	}
+}
+
+// ephemeralAll records what ephemeral containers in every pod of ns
+// yield, from each distinct ServiceAccount and node once.
+func (e *expander) ephemeralAll(ns string, pm Permission, via rbac.Via) {
+	for _, p := range e.g.ephemeralTargets(ns) {
+		e.ephemeral(p, pm, via)
+	}
+}
+
+// ephemeralTargets returns one pod of ns per distinct ServiceAccount,
+// token and node: what an ephemeral container in any pod of ns can yield.
+// Templates have no pod to add a container to.
+func (g *graph) ephemeralTargets(ns string) []*pod {
+	if out, ok := g.ephemeralPods[ns]; ok {
+		return out
+	}
+	var out []*pod
+	seen := map[string]bool{}
+	for _, p := range g.podsByNS[ns] {
+		if p.name == "" {
+			continue
+		}
+		key := p.serviceAccount + "\x00" + strconv.FormatBool(p.token) + "\x00" + p.node
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, p)
+		}
+	}
+	g.ephemeralPods[ns] = out
+	return out
 }
 
 func (e *expander) workloadUpdate(w workloadKind, req int, h held) {

@@ -154,6 +154,7 @@ type graph struct {
 	// them on a node.
 	runningPods, boundRunningPods []*pod
 	groupTargets                  map[podGroup][]podTarget
+	ephemeralPods                 map[string][]*pod
 	tokens                        []*tokenSecret
 	tokensByNS                    map[string][]*tokenSecret
 	tokenByName                   map[nsName]*tokenSecret
@@ -185,7 +186,7 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 		workloads: map[string]map[nsName]bool{}, anyWorkload: map[string]map[string]bool{},
 		bindingsByRef: map[inventory.Ref]*rbac.Binding{}, bindingsByNS: map[string][]*rbac.Binding{},
 		rolesByNS: map[string][]*rbacv1.Role{}, boundSAs: map[string][]rbac.Subject{}, tokenOwner: map[nsName]bool{},
-		nodePodsAll: map[string][]*pod{}, groupTargets: map[podGroup][]podTarget{},
+		nodePodsAll: map[string][]*pod{}, groupTargets: map[podGroup][]podTarget{}, ephemeralPods: map[string][]*pod{},
 		tokensByNS: map[string][]*tokenSecret{}, tokenByName: map[nsName]*tokenSecret{},
 		privileged: map[string]string{},
 	}

@@ -26,6 +26,8 @@ type Result struct {
 	cluster   []candidate
 	clusterAt map[rbac.Subject]rbac.Reader
 	termCands map[int32][]candidate
+	// narrowCands are termCands less what broader terminals beat.
+	narrowCands map[int32][]candidate
 	// grantsByName indexes the bound roles that read Secrets by name.
 	grantsByName map[string][]int32
 	finals       map[finalKey]*Step
@@ -109,7 +111,7 @@ func Analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *Result {
 	}
 	s.run()
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
-		termCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
+		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{}}
 	for id := range s.reached {
 		if g.ids[id].kind == idGrant {
@@ -247,7 +249,7 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	}
 	own = mergeBest(own, grants)
 	for _, t := range terms {
-		own = mergeBest(own, r.termCandidates(t))
+		own = mergeBest(own, r.narrowCandidates(t))
 	}
 	// Keep what beats the namespace's entry for the source.
 	kept := own[:0]
@@ -505,6 +507,50 @@ func (r *Result) grantCandidates(id int32, ns, name string, verbs rbac.Verbs) []
 	for _, h := range r.s.reached[id] {
 		out = append(out, newCandidate(h.source, h.chain, final, verbs))
 	}
+	return out
+}
+
+// narrowCandidates are the chains to a terminal of one pod or node that
+// no broader terminal beats: a Secret that exec into pod P yields is also
+// yielded by exec into any pod of P's namespace, and one a node reads by
+// the reads of any node, so a source that reaches the broader terminal as
+// well (a common one of the Secret's namespace list) has its entry there.
+// Made once per terminal.
+func (r *Result) narrowCandidates(id int32) []candidate {
+	if out, ok := r.narrowCands[id]; ok {
+		return out
+	}
+	t := r.g.terms[id]
+	var broader []terminal
+	switch {
+	case t.kind == tExec:
+		broader = []terminal{{kind: tExecAll, ns: t.ns}, {kind: tExecAll}}
+	case t.kind == tKubelet && t.name != anyNode:
+		broader = []terminal{{kind: tKubelet, name: anyNode}}
+	case t.kind == tNodeReads && t.name != anyNode:
+		broader = []terminal{{kind: tNodeReads, name: anyNode}}
+	}
+	best := map[int32]candidate{}
+	for _, b := range broader {
+		if bid, ok := r.g.byTerm[b]; ok {
+			for _, c := range r.termCandidates(bid) {
+				if prev, seen := best[c.source]; !seen || better(c, prev) {
+					best[c.source] = c
+				}
+			}
+		}
+	}
+	out := r.termCandidates(id)
+	if len(best) > 0 {
+		kept := make([]candidate, 0, len(out))
+		for _, c := range out {
+			if b, ok := best[c.source]; !ok || better(c, b) {
+				kept = append(kept, c)
+			}
+		}
+		out = kept
+	}
+	r.narrowCands[id] = out
 	return out
 }
 

@@ -98,9 +98,6 @@ func holds(hs []held, ns, name string) (rbac.Via, bool) {
 	return rbac.Via{}, false
 }
 
-// holdsSome reports whether some grant allows req on some name.
-func holdsSome(hs []held) bool { return len(hs) > 0 }
-
 // expander builds one identity's edges.
 type expander struct {
 	g     *graph

@@ -1,6 +1,7 @@
 package paths
 
 import (
+	"math"
 	"sort"
 	"strings"
 
@@ -49,9 +50,6 @@ type identity struct {
 	// omniscient is set when it reads every Secret of the cluster: chains
 	// through it reach nothing more, so they are not followed.
 	omniscient bool
-	// reader is set when it can read some Secret itself: the analysis
-	// records who reaches it.
-	reader bool
 }
 
 // roleGrant is a role bound by rbac-bind, or every permission gained by
@@ -113,10 +111,6 @@ type edge struct {
 	to   int32
 	term bool
 	step *Step
-}
-
-type roleRefKey struct {
-	kind, namespace, name string
 }
 
 // graph is the identity graph of one inventory.
@@ -408,6 +402,7 @@ func (g *graph) nodeID(name string) int32 {
 	}
 	id := g.add(&identity{kind: idNode, node: name})
 	g.byNode[name] = id
+	// The node's users, then its group.
 	users := []rbac.Subject{}
 	if name == anyNode {
 		for _, n := range g.nodes {
@@ -416,9 +411,9 @@ func (g *graph) nodeID(name string) int32 {
 	} else {
 		users = append(users, rbac.Subject{Kind: rbac.KindUser, Name: nodeUserPrefix + name})
 	}
-	members := append(users, rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupNodes})
+	users = append(users, rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupNodes})
 	ident := g.ids[id]
-	for _, m := range members {
+	for _, m := range users {
 		mid := g.subjectID(m)
 		ident.members = append(ident.members, mid)
 		ident.effective = append(ident.effective, g.ids[mid].effective...)
@@ -440,7 +435,17 @@ func (g *graph) grantID(k grantKey, rules []rbacv1.PolicyRule) int32 {
 
 func (g *graph) add(id *identity) int32 {
 	g.ids = append(g.ids, id)
-	return int32(len(g.ids) - 1)
+	return index(len(g.ids) - 1)
+}
+
+// index converts a slice index to the graph's int32 ids. A graph holds
+// one identity per subject, node and bound role, and one terminal per
+// namespace, pod, node and Secret: far below 2^31.
+func index(i int) int32 {
+	if i > math.MaxInt32 {
+		panic("paths: more than 2^31 identities or terminals")
+	}
+	return int32(i) //nolint:gosec // G115: bounded just above
 }
 
 func (g *graph) termID(t terminal) int32 {
@@ -448,7 +453,7 @@ func (g *graph) termID(t terminal) int32 {
 		return id
 	}
 	g.terms = append(g.terms, t)
-	id := int32(len(g.terms) - 1)
+	id := index(len(g.terms) - 1)
 	g.byTerm[t] = id
 	return id
 }

@@ -60,7 +60,7 @@ type candidate struct {
 	seq int32
 	// rank orders the first step's kind (Kind.order): the tie-break of
 	// paths of one length.
-	rank  int32
+	rank  int
 	n     int
 	chain *chain
 	final *Step
@@ -630,9 +630,9 @@ func better(a, b candidate) bool {
 // newCandidate is a source's way to a Secret: a chain, then final when the
 // chain ends at an identity that reads it.
 func newCandidate(source int32, c *chain, final *Step, verbs rbac.Verbs) candidate {
-	out := candidate{source: source, n: c.len(), chain: c, final: final, verbs: verbs, rank: int32(Direct.order())}
+	out := candidate{source: source, n: c.len(), chain: c, final: final, verbs: verbs, rank: Direct.order()}
 	if c != nil {
-		out.rank = int32(c.rank)
+		out.rank = c.rank
 	}
 	if final != nil {
 		out.n++

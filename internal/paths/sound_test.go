@@ -79,7 +79,7 @@ func (c *checker) reader(s *inventory.Secret, r paths.Reader) {
 		c.t.Helper()
 		c.t.Errorf("Secret %s/%s, reader %s (%s), step %d %+v: %s", s.Namespace, s.Name, r.Subject, r.Kind, i, r.Steps[i], fmt.Sprintf(format, args...))
 	}
-	if first := r.Steps[0].Subject; first != node(r.Subject) && !(first.Kind == "Node" && r.Subject.Name == "system:node:"+first.Name) {
+	if first := r.Steps[0].Subject; first != node(r.Subject) && (first.Kind != "Node" || r.Subject.Name != "system:node:"+first.Name) {
 		fail(0, "acts as %+v, not the reader", first)
 	}
 	escalated := false

@@ -585,20 +585,23 @@ func (g *gen) permRules(k, naming int, n *ns, cluster bool) []rbacv1.PolicyRule 
 		}
 		rules = append(rules, core("serviceaccounts/token", []string{"create"}, names...))
 	case kindImpersonate:
-		if !cluster || g.chance(0.3) {
+		// The cases draw from the generator in order, as an if-else chain
+		// would.
+		switch {
+		case !cluster || g.chance(0.3):
 			// Namespaced ServiceAccounts, mostly by name.
 			var names []string
 			if len(n.sas) > 0 && (cluster || g.restrict(naming, 0.7)) {
 				names = g.saNames(n)
 			}
 			rules = append(rules, core("serviceaccounts", []string{"impersonate"}, names...))
-		} else if g.chance(0.6) {
+		case g.chance(0.6):
 			names := []string{g.user().Name}
 			if g.chance(0.3) {
 				names = append(names, g.user().Name)
 			}
 			rules = append(rules, core("users", []string{"impersonate"}, names...))
-		} else {
+		default:
 			rules = append(rules, core("groups", []string{"impersonate"}, g.group().Name))
 		}
 	case kindImpersonateAll:

@@ -50,6 +50,9 @@ type identity struct {
 	// omniscient is set when it reads every Secret of the cluster: chains
 	// through it reach nothing more, so they are not followed.
 	omniscient bool
+	// reader is set when it reads some Secret itself (searcher.isReader),
+	// once readerKnown.
+	reader, readerKnown bool
 }
 
 // roleGrant is a role bound by rbac-bind, or every permission gained by

@@ -26,6 +26,8 @@ type Result struct {
 	cluster   []candidate
 	clusterAt map[rbac.Subject]rbac.Reader
 	termCands map[int32][]candidate
+	// table is scratch space for assembling namespace lists.
+	table bestTable
 	// narrowCands are termCands less what broader terminals beat.
 	narrowCands map[int32][]candidate
 	// grantsByName indexes the bound roles that read Secrets by name.
@@ -245,7 +247,7 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	// the search appends them: merging keeps them so, in linear time.
 	var own []candidate
 	if !sameDirect {
-		own = bestPerSource(r.directCandidates(direct, sec.Namespace, sec.Name))
+		own = r.directCandidates(direct, sec.Namespace, sec.Name)
 	}
 	own = mergeBest(own, grants)
 	for _, t := range terms {
@@ -370,15 +372,19 @@ func (r *Result) namespace(ns string) *nsReaders {
 	g := r.g
 	direct := g.ix.Readers(ns, "")
 	// The cluster-wide readers' chains are the same in every namespace.
-	cands := mergeBest(r.clusterCandidates(), bestPerSource(r.directCandidates(r.namespaceOnly(direct), ns, "")))
-	var more []candidate
+	cluster := r.clusterCandidates() // uses the table too: first
+	t := &r.table
+	t.reset(len(r.s.sources))
+	r.offerDirect(t, r.namespaceOnly(direct), ns, "")
 	for _, id := range r.grantReaders {
 		rg := g.ids[id].grant
 		if rg.caps.readAll != 0 && covers(rg.scope, ns) {
-			more = append(more, r.grantCandidates(id, ns, "", rg.caps.readAll)...)
+			for _, c := range r.grantCandidates(id, ns, "", rg.caps.readAll) {
+				t.offer(c)
+			}
 		}
 	}
-	cands = mergeBest(cands, bestPerSource(more))
+	cands := mergeBest(cluster, t.sorted())
 	for _, t := range []terminal{{kind: tPodCreate, ns: ns}, {kind: tPodCreate}, {kind: tPatchAll, ns: ns}, {kind: tPatchAll}} {
 		if id, ok := g.byTerm[t]; ok {
 			cands = mergeBest(cands, r.termCandidates(id))
@@ -441,7 +447,10 @@ func (r *Result) newNSReaders(direct []rbac.Reader, cands []candidate) *nsReader
 // final read is of every namespace.
 func (r *Result) clusterCandidates() []candidate {
 	if r.cluster == nil {
-		r.cluster = bestPerSource(r.directCandidates(r.g.ix.ClusterReaders(), "", ""))
+		t := &r.table
+		t.reset(len(r.s.sources))
+		r.offerDirect(t, r.g.ix.ClusterReaders(), "", "")
+		r.cluster = t.sorted()
 	}
 	return r.cluster
 }
@@ -464,10 +473,9 @@ func (r *Result) namespaceOnly(direct []rbac.Reader) []rbac.Reader {
 	return out
 }
 
-// directCandidates are the chains to each direct reader. name is empty
+// offerDirect offers the chains to each direct reader to t. name is empty
 // for the namespace-wide list.
-func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candidate {
-	var out []candidate
+func (r *Result) offerDirect(t *bestTable, direct []rbac.Reader, ns, name string) {
 	for i := range direct {
 		d := &direct[i]
 		id, ok := r.g.bySubject[d.Subject]
@@ -480,10 +488,18 @@ func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candi
 		}
 		final := r.final(finalKey{subject: subjectNode(d.Subject), ns: ns, name: name, verbs: d.Verbs}, d.Via)
 		for _, h := range hits {
-			out = append(out, newCandidate(h.source, h.chain, final, d.Verbs))
+			t.offer(newCandidate(h.source, h.chain, final, d.Verbs))
 		}
 	}
-	return out
+}
+
+// directCandidates are the best chains to the direct readers, per
+// source and sorted. name is empty for the namespace-wide list.
+func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candidate {
+	t := &r.table
+	t.reset(len(r.s.sources))
+	r.offerDirect(t, direct, ns, name)
+	return t.sorted()
 }
 
 // namedGrantCandidates are the chains to the bound roles that read sec by
@@ -588,6 +604,49 @@ func (r *Result) final(k finalKey, via []rbac.Via) *Step {
 
 func subjectNode(s rbac.Subject) Node {
 	return Node{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}
+}
+
+// bestTable keeps each source's best candidate among many offered, in
+// time linear in the offers: a table indexed by source, reset by
+// generation.
+type bestTable struct {
+	best    []candidate
+	stamp   []uint32
+	gen     uint32
+	touched []int32
+}
+
+func (t *bestTable) reset(sources int) {
+	if len(t.best) < sources {
+		t.best = make([]candidate, sources)
+		t.stamp = make([]uint32, sources)
+	}
+	t.gen++
+	t.touched = t.touched[:0]
+}
+
+// offer keeps c when its source has no candidate yet or c is better; on
+// a tie the first offered stays.
+func (t *bestTable) offer(c candidate) {
+	if t.stamp[c.source] != t.gen {
+		t.stamp[c.source] = t.gen
+		t.best[c.source] = c
+		t.touched = append(t.touched, c.source)
+		return
+	}
+	if better(c, t.best[c.source]) {
+		t.best[c.source] = c
+	}
+}
+
+// sorted returns the kept candidates in a new slice, sorted by source.
+func (t *bestTable) sorted() []candidate {
+	slices.Sort(t.touched)
+	out := make([]candidate, len(t.touched))
+	for i, src := range t.touched {
+		out[i] = t.best[src]
+	}
+	return out
 }
 
 // bestPerSource keeps each source's shortest candidate, sorted by source.

@@ -70,13 +70,17 @@ type item struct {
 }
 
 func (s *searcher) isReader(id *identity) bool {
+	if id.readerKnown {
+		return id.reader
+	}
+	id.readerKnown = true
 	switch id.kind {
 	case idSubject:
-		return s.readers[id.subject]
+		id.reader = s.readers[id.subject]
 	case idGrant:
-		return id.grant.caps.reads()
+		id.reader = id.grant.caps.reads()
 	}
-	return false
+	return id.reader
 }
 
 // run searches from every source.

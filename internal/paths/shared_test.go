@@ -34,7 +34,7 @@ func compareShared(t *testing.T, seed int64, offline bool) {
 		ns := res.namespace(sec.Namespace)
 		direct := ix.Readers(sec.Namespace, sec.Name)
 		var own []candidate
-		own = bestPerSource(res.directCandidates(direct, sec.Namespace, sec.Name))
+		own = res.directCandidates(direct, sec.Namespace, sec.Name)
 		own = mergeBest(own, res.namedGrantCandidates(sec))
 		for _, tm := range res.secretTerms[nsName{sec.Namespace, sec.Name}] {
 			own = mergeBest(own, res.termCandidates(tm))
@@ -75,5 +75,83 @@ func compareShared(t *testing.T, seed int64, offline bool) {
 	}
 	if owned == 0 {
 		t.Fatalf("seed %d: no Secret has entries of its own: the test compares nothing", seed)
+	}
+}
+
+// TestReadersAreComplete recomputes every Secret's readers the slow way,
+// from the search's raw hits (every identity each source reaches that
+// reads the Secret, every terminal that yields it), and requires the
+// assembled lists to hold exactly those subjects, each with its fewest
+// steps, less the subjects a group of theirs covers.
+func TestReadersAreComplete(t *testing.T) {
+	for seed := int64(1); seed <= 2; seed++ {
+		size := synthetic.Scale(2000)
+		size.Pods, size.Nodes, size.Indirect = 5000, 50, true
+		inv := synthetic.Build(seed, size)
+		p := rbac.NewPolicy(inv, rbac.AggregationStored)
+		ix := rbac.NewReadIndex(p)
+		res := Analyze(p, ix, Options{})
+		g := res.g
+		for _, sec := range inv.Secrets {
+			want := map[rbac.Subject]int{}
+			offer := func(s rbac.Subject, n int) {
+				if prev, ok := want[s]; !ok || n < prev {
+					want[s] = n
+				}
+			}
+			direct := ix.Readers(sec.Namespace, sec.Name)
+			for _, d := range direct {
+				offer(d.Subject, 0)
+				if id, ok := g.bySubject[d.Subject]; ok {
+					for _, h := range res.s.reached[id] {
+						offer(res.s.sources[h.source].subject, h.chain.len()+1)
+					}
+				}
+			}
+			for id, hits := range res.s.reached {
+				ident := g.ids[id]
+				if ident.kind != idGrant || !covers(ident.grant.scope, sec.Namespace) ||
+					ident.grant.caps.readAll == 0 && ident.grant.caps.readNames[sec.Name] == 0 {
+					continue
+				}
+				for _, h := range hits {
+					offer(res.s.sources[h.source].subject, h.chain.len()+1)
+				}
+			}
+			terms := append([]int32(nil), res.secretTerms[nsName{sec.Namespace, sec.Name}]...)
+			for _, tm := range []terminal{{kind: tPodCreate, ns: sec.Namespace}, {kind: tPodCreate}, {kind: tPatchAll, ns: sec.Namespace}, {kind: tPatchAll}} {
+				if id, ok := g.byTerm[tm]; ok {
+					terms = append(terms, id)
+				}
+			}
+			for _, id := range terms {
+				for _, h := range res.s.termHits[id] {
+					offer(res.s.sources[h.source].subject, h.chain.len())
+				}
+			}
+			// Leave out subjects covered by a group of theirs.
+			for s, n := range want {
+				for _, m := range Memberships(s) {
+					if gn, ok := want[m]; ok && gn <= n && n > 0 {
+						delete(want, s)
+						break
+					}
+				}
+			}
+			got := map[rbac.Subject]int{}
+			for r := range res.Readers(sec).All() {
+				got[r.Subject] = len(r.Steps)
+			}
+			for s, n := range want {
+				if gn, ok := got[s]; !ok || gn != n {
+					t.Errorf("seed %d, %s/%s: %s reads in %d steps; the list has %v (%d)", seed, sec.Namespace, sec.Name, s, n, ok, gn)
+				}
+			}
+			for s, n := range got {
+				if _, ok := want[s]; !ok {
+					t.Errorf("seed %d, %s/%s: the list has %s (%d steps), which the hits do not give", seed, sec.Namespace, sec.Name, s, n)
+				}
+			}
+		}
 	}
 }

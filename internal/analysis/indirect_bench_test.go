@@ -4,6 +4,7 @@ package analysis_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -26,9 +27,10 @@ import (
 var indirectSizes = []struct {
 	name    string
 	secrets int
+	gated   bool
 }{
-	{"secrets=10k", 10_000},
-	{"secrets=100k", 100_000},
+	{"secrets=10k", 10_000, false},
+	{"secrets=100k", 100_000, true},
 }
 
 func indirectSize(secrets int) synthetic.Size {
@@ -50,6 +52,9 @@ func indirectSize(secrets int) synthetic.Size {
 func BenchmarkIndirect(b *testing.B) {
 	for _, size := range indirectSizes {
 		b.Run(size.name, func(b *testing.B) {
+			if size.gated && os.Getenv("KEYHOLE_BENCH_INDIRECT_100K") != "1" {
+				b.Skip("set KEYHOLE_BENCH_INDIRECT_100K=1 to run: minutes and over 10 GiB (docs/benchmarks.md)")
+			}
 			measure(b, indirectSize(size.secrets), logShape, func(b *testing.B, inv *inventory.Inventory, opts exposure.Options) any {
 				var res []analysis.SecretExposure
 				for b.Loop() {

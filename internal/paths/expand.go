@@ -709,11 +709,25 @@ func intersect(a, b string) (string, bool) {
 	return "", false
 }
 
+// holdsEverything reports whether the identity may already do anything
+// in scope (a namespace, or everyNamespace): binding or escalating a role
+// there gains it nothing, and every chain through that role is one
+// through the identity, shorter.
+func (e *expander) holdsEverything(scope string) bool {
+	for _, s := range e.srcs {
+		if s.caps.everything && (s.scope == clusterScope || s.scope == scope) {
+			return true
+		}
+	}
+	return false
+}
+
 // grant records an rbac-bind edge to role bound in scope, when the role
-// grants something the graph follows.
+// grants something the graph follows and the subject does not hold it all
+// already.
 func (e *expander) grant(role inventory.Ref, scope string, rules []rbacv1.PolicyRule, pm Permission, grants ...rbac.Via) {
 	caps := e.g.caps.get(roleKey{role.Kind, role.Namespace, role.Name}, rules)
-	if !caps.any && !caps.reads() {
+	if !caps.any && !caps.reads() || e.holdsEverything(scope) {
 		return
 	}
 	detail := "binds " + role.String() + " to the subject"
@@ -754,10 +768,10 @@ func (e *expander) escalation() {
 		}
 		v1, ok1 := holds(esc, role.Namespace, role.Name)
 		v2, ok2 := holds(upd, role.Namespace, role.Name)
-		if !ok1 || !ok2 {
+		scope := s.scope
+		if !ok1 || !ok2 || e.holdsEverything(scope) {
 			continue
 		}
-		scope := s.scope
 		e.to(e.g.grantID(grantKey{role: role, scope: scope, escalated: true}, everything), Step{
 			Kind: RBACEscalate, Permission: perm(verb, role.Namespace, role.Name), Via: vias(v1, v2),
 			Detail: "adds every permission to " + role.String() + ", which " + b.Binding.String() + " binds to the subject"})

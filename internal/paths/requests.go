@@ -1,6 +1,7 @@
 package paths
 
 import (
+	"slices"
 	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -115,7 +116,11 @@ var requests = func() []rbac.Request {
 type capabilities struct {
 	names []rbac.Names // by request
 	// any is set when some request is allowed on some name.
-	any       bool
+	any bool
+	// everything is set when a rule allows every verb on every resource
+	// of every group, by any name: a role bound with it can gain nothing
+	// from another role in the same scope.
+	everything bool
 	readAll   rbac.Verbs
 	readNames map[string]rbac.Verbs
 }
@@ -132,6 +137,13 @@ func capsOf(rules []rbacv1.PolicyRule) *capabilities {
 		}
 	}
 	c.readAll, c.readNames = rbac.SecretReads(rules)
+	for i := range rules {
+		r := &rules[i]
+		if len(r.ResourceNames) == 0 && slices.Contains(r.Verbs, rbacv1.VerbAll) &&
+			slices.Contains(r.APIGroups, rbacv1.APIGroupAll) && slices.Contains(r.Resources, rbacv1.ResourceAll) {
+			c.everything = true
+		}
+	}
 	return c
 }
 

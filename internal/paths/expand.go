@@ -1,6 +1,7 @@
 package paths
 
 import (
+	"slices"
 	"strconv"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -139,8 +140,48 @@ func (g *graph) expand(idx int32) []edge {
 		e.nodeAuthorizer()
 	}
 	e.legacyTokens()
+	if id.kind == idSubject {
+		e.markGroupEdges()
+	}
 	id.edges = e.edges
 	return id.edges
+}
+
+// markGroupEdges sets viaGroup on the edges one member group of a subject
+// could take alone: every grant of the step is a binding that names a
+// subject of that group's effective set.
+func (e *expander) markGroupEdges() {
+	groups := e.id.members
+	if len(groups) == 0 {
+		return
+	}
+	for i := range e.edges {
+		st := e.edges[i].step
+		if len(st.Via) == 0 || st.NodeAuthorizer {
+			continue
+		}
+		for _, gid := range groups {
+			if e.g.grantsAllFrom(st.Via, e.g.ids[gid].effective) {
+				e.edges[i].viaGroup = true
+				break
+			}
+		}
+	}
+}
+
+// grantsAllFrom reports whether every grant is a binding that names one
+// of subjects.
+func (g *graph) grantsAllFrom(vias []rbac.Via, subjects []rbac.Subject) bool {
+	for _, v := range vias {
+		if v.Binding == nil {
+			return false
+		}
+		b := g.bindingsByRef[*v.Binding]
+		if b == nil || !slices.ContainsFunc(b.Subjects, func(s rbac.Subject) bool { return slices.Contains(subjects, s) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *expander) add(to int32, term bool, s Step) {

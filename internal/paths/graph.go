@@ -114,6 +114,11 @@ type edge struct {
 	to   int32
 	term bool
 	step *Step
+	// viaGroup is set when one group the identity belongs to holds, by
+	// itself, every grant of the step. That group reaches all the edge
+	// leads to in as many steps, and its entry covers the identity's, so
+	// a search from the identity need not follow it (searcher.search).
+	viaGroup bool
 }
 
 // graph is the identity graph of one inventory.

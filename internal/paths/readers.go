@@ -58,8 +58,6 @@ type readerListKey struct {
 // read when the chain ends at an identity that reads it.
 type candidate struct {
 	source int32
-	// seq is the position among the candidates found, the last tie-break.
-	seq int32
 	// rank orders the first step's kind (Kind.order): the tie-break of
 	// paths of one length.
 	rank  int
@@ -85,13 +83,18 @@ type nsReaders struct {
 // Analyze builds the identity graph of the policy's inventory and finds
 // every source's shortest chains. ix must be the policy's read index.
 func Analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *Result {
+	return analyze(p, ix, opts, false)
+}
+
+// analyze is Analyze; noShortcuts makes the search follow every edge.
+func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool) *Result {
 	if opts.MaxDepth <= 0 {
 		opts.MaxDepth = DefaultMaxDepth
 	}
 	g := newGraph(p, ix, opts)
 	readers := ix.Grantees()
 	readers[rbac.Superuser.Subject] = true
-	s := &searcher{g: g, maxDepth: opts.MaxDepth, reached: map[int32][]hit{}, termHits: map[int32][]hit{}, readers: readers}
+	s := &searcher{g: g, maxDepth: opts.MaxDepth, reached: map[int32][]hit{}, termHits: map[int32][]hit{}, readers: readers, noShortcuts: noShortcuts}
 	subjects := map[rbac.Subject]bool{}
 	for _, b := range p.Bindings() {
 		if !b.RoleFound {
@@ -110,6 +113,10 @@ func Analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *Result {
 	for _, n := range g.nodes {
 		user := rbac.Subject{Kind: rbac.KindUser, Name: nodeUserPrefix + n}
 		s.sources = append(s.sources, sourceInfo{subject: user, id: g.nodeID(n), members: g.ids[g.nodeID(n)].effective, maxDepth: 1})
+	}
+	s.isSource = make(map[int32]bool, len(s.sources))
+	for _, src := range s.sources {
+		s.isSource[src.id] = true
 	}
 	s.run()
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
@@ -645,31 +652,6 @@ func (t *bestTable) sorted() []candidate {
 	out := make([]candidate, len(t.touched))
 	for i, src := range t.touched {
 		out[i] = t.best[src]
-	}
-	return out
-}
-
-// bestPerSource keeps each source's shortest candidate, sorted by source.
-// Ties go to the kind listed first in Kinds, then to the first found.
-func bestPerSource(cands []candidate) []candidate {
-	for i := range cands {
-		cands[i].seq = int32(i)
-	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		switch {
-		case better(a, b):
-			return -1
-		case better(b, a):
-			return 1
-		}
-		return int(a.seq - b.seq)
-	})
-	out := cands[:0]
-	for i, c := range cands {
-		if i > 0 && c.source == out[len(out)-1].source {
-			continue
-		}
-		out = append(out, c)
 	}
 	return out
 }

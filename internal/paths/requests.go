@@ -121,8 +121,8 @@ type capabilities struct {
 	// of every group, by any name: a role bound with it can gain nothing
 	// from another role in the same scope.
 	everything bool
-	readAll   rbac.Verbs
-	readNames map[string]rbac.Verbs
+	readAll    rbac.Verbs
+	readNames  map[string]rbac.Verbs
 }
 
 func (c *capabilities) reads() bool { return c.readAll != 0 || len(c.readNames) > 0 }

@@ -155,3 +155,51 @@ func TestReadersAreComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestShortcutsLoseNothing: the search's shortcut (a source does not
+// follow what a group of its own covers) leaves every Secret's readers
+// exactly as the full search finds them, subject for subject and step
+// count for step count.
+func TestShortcutsLoseNothing(t *testing.T) {
+	for seed := int64(1); seed <= 3; seed++ {
+		for _, offline := range []bool{false, true} {
+			size := synthetic.Scale(1000)
+			size.Pods, size.Nodes, size.Indirect = 2000, 20, true
+			inv := synthetic.Build(seed, size)
+			mode := rbac.AggregationStored
+			if offline {
+				mode = rbac.AggregationComputed
+			}
+			readersOf := func(noShortcuts bool) map[string]int {
+				p := rbac.NewPolicy(inv, mode)
+				res := analyze(p, rbac.NewReadIndex(p), Options{Offline: offline}, noShortcuts)
+				out := map[string]int{}
+				for _, sec := range inv.Secrets {
+					for r := range res.Readers(sec).All() {
+						out[sec.Namespace+"/"+sec.Name+" "+r.Subject.String()] = len(r.Steps)
+					}
+				}
+				return out
+			}
+			fast, full := readersOf(false), readersOf(true)
+			diffs := 0
+			for k, n := range full {
+				if m, ok := fast[k]; !ok || m != n {
+					if diffs++; diffs <= 10 {
+						t.Errorf("seed %d offline %v: %s reads in %d steps, with shortcuts %v (%d)", seed, offline, k, n, ok, m)
+					}
+				}
+			}
+			for k := range fast {
+				if _, ok := full[k]; !ok {
+					if diffs++; diffs <= 10 {
+						t.Errorf("seed %d offline %v: %s reads only with shortcuts", seed, offline, k)
+					}
+				}
+			}
+			if len(full) == 0 {
+				t.Fatal("no readers: the test compares nothing")
+			}
+		}
+	}
+}

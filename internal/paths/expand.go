@@ -128,6 +128,11 @@ func (g *graph) expand(idx int32) []edge {
 		return nil
 	}
 	e := &expander{g: g, id: id, self: id.display(), srcs: srcs, index: map[edgeKey]int{}}
+	if id.kind == idPods {
+		e.podsCapability()
+		id.edges = e.edges
+		return id.edges
+	}
 	e.podCreation()
 	e.podExec()
 	e.nodeProxy()
@@ -350,15 +355,24 @@ func (e *expander) workloadUpdate(w workloadKind, req int, h held) {
 	}
 }
 
-// podCreate records what creating a pod in ns yields (clusterScope or
-// everyNamespace: in every namespace).
+// podCreate records the first half of the steps that creating a pod in
+// scope opens: an edge to the shared capability, whose edges
+// (podsCapability) complete them.
 func (e *expander) podCreate(scope string, p Permission, via rbac.Via) {
-	grants := []rbac.Via{via}
-	ns := termNS(scope)
-	e.term(terminal{kind: tPodCreate, ns: ns}, Step{Kind: PodCreate, Permission: p, Via: grants})
+	e.to(e.g.podsID(termNS(scope)), Step{Permission: p, Via: []rbac.Via{via}})
+}
+
+// podsCapability records what a pod created in ns ("" for every
+// namespace) yields: every Secret of the namespace, any of its
+// ServiceAccounts, and any node when Pod Security allows privileged pods.
+// Each edge completes the step of whoever reached the capability.
+func (e *expander) podsCapability() {
+	ns := e.id.scope
+	scope := ns
+	e.term(terminal{kind: tPodCreate, ns: ns}, Step{Kind: PodCreate, completes: true})
 	for _, n := range e.namespacesOf(scope) {
 		for _, sa := range e.g.interestingServiceAccounts(n) {
-			e.to(e.g.subjectID(sa), Step{Kind: RunAsSA, Permission: p, Via: grants,
+			e.to(e.g.subjectID(sa), Step{Kind: RunAsSA, completes: true,
 				Detail: "a pod created in namespace " + n + " can run as any of its ServiceAccounts"})
 		}
 	}
@@ -370,7 +384,7 @@ func (e *expander) podCreate(scope string, p Permission, via rbac.Via) {
 		_, ok = e.g.privileged[ns]
 	}
 	if ok && len(e.g.nodes) > 0 || ok && e.g.opts.Offline {
-		e.to(e.g.nodeID(anyNode), Step{Kind: NodeEscape, Permission: p, Via: grants,
+		e.to(e.g.nodeID(anyNode), Step{Kind: NodeEscape, completes: true,
 			Detail: why + ": a privileged or hostPath pod with spec.nodeName set takes over any node"})
 	}
 }

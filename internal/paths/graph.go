@@ -31,6 +31,12 @@ const (
 	idNode
 	// idGrant is a role bound to whoever reached it, in one scope.
 	idGrant
+	// idPods is not an identity but a capability many share: creating a
+	// pod in a namespace (or in every one). Who reaches it took the
+	// half-step of a permission to create pods; its edges complete that
+	// step, at no further cost, with what such a pod yields. Sharing it
+	// saves every pod creator its own copy of those edges.
+	idPods
 )
 
 // identity is a node of the graph: something a subject can act as.
@@ -39,6 +45,8 @@ type identity struct {
 	subject rbac.Subject
 	node    string
 	grant   *roleGrant
+	// scope is an idPods capability's namespace; "" for every namespace.
+	scope string
 
 	// members are identities it acts as at no cost: a ServiceAccount's
 	// groups, a node's user and group.
@@ -73,6 +81,8 @@ func (id *identity) display() Node {
 		return Node{Kind: "Node", Name: id.node}
 	case idGrant:
 		return Node{Kind: id.grant.role.Kind, Namespace: id.grant.scope, Name: id.grant.role.Name}
+	case idPods:
+		return Node{Kind: "Pods", Namespace: id.scope}
 	}
 	return Node{Kind: id.subject.Kind, Namespace: id.subject.Namespace, Name: id.subject.Name}
 }
@@ -133,6 +143,7 @@ type graph struct {
 	bySubject map[rbac.Subject]int32
 	byNode    map[string]int32
 	byGrant   map[grantKey]int32
+	byPods    map[string]int32
 	terms     []terminal
 	byTerm    map[terminal]int32
 
@@ -182,7 +193,7 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 	inv := p.Inventory()
 	g := &graph{
 		inv: inv, policy: p, ix: ix, opts: opts,
-		bySubject: map[rbac.Subject]int32{}, byNode: map[string]int32{}, byGrant: map[grantKey]int32{}, byTerm: map[terminal]int32{},
+		bySubject: map[rbac.Subject]int32{}, byNode: map[string]int32{}, byGrant: map[grantKey]int32{}, byPods: map[string]int32{}, byTerm: map[terminal]int32{},
 		podsByNS: map[string][]*pod{}, podsByNode: map[string][]*pod{}, podByName: map[nsName]*pod{},
 		saByNS: map[string][]string{}, saExists: map[nsName]bool{},
 		workloads: map[string]map[nsName]bool{}, anyWorkload: map[string]map[string]bool{},
@@ -438,6 +449,17 @@ func (g *graph) grantID(k grantKey, rules []rbacv1.PolicyRule) int32 {
 	rg.caps = capsOf(rules)
 	id := g.add(&identity{kind: idGrant, grant: rg})
 	g.byGrant[k] = id
+	return id
+}
+
+// podsID returns the pod-creation capability of ns ("" for every
+// namespace), creating it.
+func (g *graph) podsID(ns string) int32 {
+	if id, ok := g.byPods[ns]; ok {
+		return id
+	}
+	id := g.add(&identity{kind: idPods, scope: ns})
+	g.byPods[ns] = id
 	return id
 }
 

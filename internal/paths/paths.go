@@ -42,6 +42,11 @@ type Step struct {
 	// a reader's path, which reaches the Secret itself.
 	Reaches Node
 	Detail  string
+
+	// completes is set on the second half of a step split at a shared
+	// capability (idPods): it adds no step to a chain, and its Kind,
+	// Reaches and Detail complete the first half's.
+	completes bool
 }
 
 // Permission is a request.

@@ -789,8 +789,17 @@ func (r *Result) stepsOf(c candidate) []Step {
 	}
 	out := make([]Step, n)
 	i := c.chain.len() - 1
+	var completion *Step
 	for ch := c.chain; ch != nil; ch = ch.prev {
+		if ch.step.completes {
+			completion = ch.step
+			continue
+		}
 		out[i] = *ch.step
+		if completion != nil {
+			completeStep(&out[i], completion)
+			completion = nil
+		}
 		i--
 	}
 	if c.final != nil {
@@ -798,6 +807,12 @@ func (r *Result) stepsOf(c candidate) []Step {
 	}
 	r.steps[k] = out
 	return out
+}
+
+// completeStep joins the two halves of a step split at a shared
+// capability.
+func completeStep(first *Step, second *Step) {
+	first.Kind, first.Reaches, first.Detail = second.Kind, second.Reaches, second.Detail
 }
 
 // Obtains reports whether subject s can obtain some Secret through an
@@ -836,8 +851,13 @@ func (r *Result) Obtains(s rbac.Subject) (Step, bool) {
 		}
 		for _, e := range g.expand(it.id) {
 			first := it.first
-			if first == nil {
+			switch {
+			case first == nil:
 				first = e.step
+			case first.Kind == "" && e.step.completes:
+				joined := *first
+				completeStep(&joined, e.step)
+				first = &joined
 			}
 			if e.term {
 				if g.yieldsSomething(g.terms[e.to]) {
@@ -845,8 +865,12 @@ func (r *Result) Obtains(s rbac.Subject) (Step, bool) {
 				}
 				continue
 			}
-			if it.depth+1 < r.s.maxDepth {
-				visit(e.to, first, it.depth+1)
+			depth := it.depth + 1
+			if e.step.completes {
+				depth = it.depth // the second half of a step
+			}
+			if depth < r.s.maxDepth || g.ids[e.to].kind == idPods {
+				visit(e.to, first, depth)
 			}
 		}
 	}

@@ -22,9 +22,18 @@ func (c *chain) len() int {
 
 func (c *chain) then(s *Step) *chain {
 	next := &chain{prev: c, step: s, n: c.len() + 1}
-	if c == nil {
+	switch {
+	case s.completes:
+		// The second half of a step: no step more, and the first step's
+		// kind is known only now when the first half is the chain's.
+		next.n = c.len()
+		next.rank = c.rank
+		if c.prev == nil {
+			next.rank = s.Kind.order()
+		}
+	case c == nil:
 		next.rank = s.Kind.order()
-	} else {
+	default:
 		next.rank = c.rank
 	}
 	return next
@@ -97,6 +106,10 @@ func (s *searcher) run() {
 
 func (s *searcher) search(src int32) {
 	s.gen++
+	limit := s.maxDepth
+	if m := s.sources[src].maxDepth; m > 0 && m < limit {
+		limit = m
+	}
 	var queue []item
 	var visit func(id int32, c *chain)
 	visit = func(id int32, c *chain) {
@@ -106,6 +119,23 @@ func (s *searcher) search(src int32) {
 		}
 		s.idStamp[id] = s.gen
 		ident := s.g.ids[id]
+		if ident.kind == idPods {
+			// A shared capability: complete the step that reached it
+			// here, at the same depth.
+			for _, e := range s.g.expand(id) {
+				next := c.then(e.step)
+				if e.term {
+					s.grow()
+					if s.termStamp[e.to] != s.gen {
+						s.termStamp[e.to] = s.gen
+						s.termHits[e.to] = append(s.termHits[e.to], hit{src, next})
+					}
+				} else if next.len() < limit {
+					visit(e.to, next)
+				}
+			}
+			return
+		}
 		if c != nil && s.isReader(ident) {
 			s.reached[id] = append(s.reached[id], hit{src, c})
 		}
@@ -128,10 +158,6 @@ func (s *searcher) search(src int32) {
 			visit(m, nil)
 		}
 	}
-	limit := s.maxDepth
-	if m := s.sources[src].maxDepth; m > 0 && m < limit {
-		limit = m
-	}
 	for head := 0; head < len(queue); head++ {
 		it := queue[head]
 		depth := it.chain.len()
@@ -153,7 +179,7 @@ func (s *searcher) search(src int32) {
 				s.termHits[e.to] = append(s.termHits[e.to], hit{src, it.chain.then(e.step)})
 				continue
 			}
-			if depth+1 >= limit {
+			if depth+1 >= limit && s.g.ids[e.to].kind != idPods {
 				continue // no step left to read with
 			}
 			s.grow()

@@ -145,33 +145,41 @@ func (g *graph) expand(idx int32) []edge {
 		e.nodeAuthorizer()
 	}
 	e.legacyTokens()
-	if id.kind == idSubject {
-		e.markGroupEdges()
+	if id.kind == idSubject && !g.noShortcuts {
+		e.dropGroupEdges()
 	}
 	id.edges = e.edges
 	return id.edges
 }
 
-// markGroupEdges sets viaGroup on the edges one member group of a subject
-// could take alone: every grant of the step is a binding that names a
-// subject of that group's effective set.
-func (e *expander) markGroupEdges() {
+// dropGroupEdges removes the edges one group the subject belongs to takes
+// by itself: every grant of the step is a binding naming a subject of that
+// group's effective set. Wherever a search reaches the subject it reaches
+// its groups in as many steps, and they take those edges; only a step that
+// needs the grants of two of them, or the subject's own, stays. (A source
+// does not walk its searched groups at all: their entries cover it.)
+func (e *expander) dropGroupEdges() {
 	groups := e.id.members
 	if len(groups) == 0 {
 		return
 	}
-	for i := range e.edges {
-		st := e.edges[i].step
-		if len(st.Via) == 0 || st.NodeAuthorizer {
-			continue
-		}
-		for _, gid := range groups {
-			if e.g.grantsAllFrom(st.Via, e.g.ids[gid].effective) {
-				e.edges[i].viaGroup = true
-				break
+	kept := e.edges[:0]
+	for _, ed := range e.edges {
+		st := ed.step
+		group := false
+		if len(st.Via) > 0 && !st.NodeAuthorizer {
+			for _, gid := range groups {
+				if e.g.grantsAllFrom(st.Via, e.g.ids[gid].effective) {
+					group = true
+					break
+				}
 			}
 		}
+		if !group {
+			kept = append(kept, ed)
+		}
 	}
+	e.edges = kept
 }
 
 // grantsAllFrom reports whether every grant is a binding that names one

@@ -124,11 +124,6 @@ type edge struct {
 	to   int32
 	term bool
 	step *Step
-	// viaGroup is set when one group the identity belongs to holds, by
-	// itself, every grant of the step. That group reaches all the edge
-	// leads to in as many steps, and its entry covers the identity's, so
-	// a search from the identity need not follow it (searcher.search).
-	viaGroup bool
 }
 
 // graph is the identity graph of one inventory.
@@ -144,8 +139,11 @@ type graph struct {
 	byNode    map[string]int32
 	byGrant   map[grantKey]int32
 	byPods    map[string]int32
-	terms     []terminal
-	byTerm    map[terminal]int32
+	// noShortcuts keeps the edges dropGroupEdges would drop, for the tests
+	// that hold the shortcuts to the full search.
+	noShortcuts bool
+	terms       []terminal
+	byTerm      map[terminal]int32
 
 	pods          []*pod
 	podsByNS      map[string][]*pod

@@ -92,6 +92,7 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 		opts.MaxDepth = DefaultMaxDepth
 	}
 	g := newGraph(p, ix, opts)
+	g.noShortcuts = noShortcuts
 	readers := ix.Grantees()
 	readers[rbac.Superuser.Subject] = true
 	s := &searcher{g: g, maxDepth: opts.MaxDepth, reached: map[int32][]hit{}, termHits: map[int32][]hit{}, readers: readers, noShortcuts: noShortcuts}

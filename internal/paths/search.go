@@ -165,11 +165,6 @@ func (s *searcher) search(src int32) {
 			continue
 		}
 		for _, e := range s.g.expand(it.id) {
-			// A group of the source's covers what it reaches by the
-			// group's grants alone, in as many steps.
-			if e.viaGroup && depth == 0 && it.id == s.sources[src].id && !s.noShortcuts {
-				continue
-			}
 			if e.term {
 				s.grow()
 				if s.termStamp[e.to] == s.gen {

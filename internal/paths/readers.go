@@ -261,7 +261,8 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	for _, t := range terms {
 		own = mergeBest(own, r.narrowCandidates(t))
 	}
-	// Keep what beats the namespace's entry for the source.
+	// Keep what beats the namespace's entry for the source (in place: own
+	// is not used after this).
 	kept := own[:0]
 	for _, c := range own {
 		if b, ok := ns.best[c.source]; !ok || better(c, b) {
@@ -282,7 +283,7 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	if r.hidesShared(ns, kept) {
 		// A group of the Secret's own now covers shared entries, which an
 		// overlay cannot remove: build the whole list.
-		return Readers{Shared: r.build(direct, mergeBest(ns.candidates, own))}
+		return Readers{Shared: r.build(direct, mergeBest(ns.candidates, kept))}
 	}
 	return Readers{Shared: ns.readers, Own: r.buildOwn(ns, direct, ownDirect, kept)}
 }

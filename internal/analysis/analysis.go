@@ -82,6 +82,14 @@ func Run(in Input, opts Options) *report.Report {
 	// Computed aggregation means the input is manifests, not a cluster.
 	pathOpts.Offline = in.Aggregation == rbac.AggregationComputed
 	res := paths.Analyze(policy, ix, pathOpts)
+	if res.Exceeded() {
+		budget := pathOpts.MaxHits
+		if budget <= 0 {
+			budget = paths.DefaultMaxHits
+		}
+		r.Coverage.NotAnalysed = append(r.Coverage.NotAnalysed, fmt.Sprintf(
+			"warning: indirect exposure not analysed: the search for indirect paths passed %d recorded paths, its budget, and was stopped; readers, exposure and findings are those of direct reads only. A lower --max-depth shortens the search", budget))
+	}
 	a.secrets(res)
 	a.workloads(in, ix, res)
 	a.checkIgnoreAnnotations()

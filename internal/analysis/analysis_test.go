@@ -13,6 +13,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -196,4 +197,35 @@ func keys(m map[string]report.Finding) []string {
 
 func exposureWith(s rbac.Subject) exposure.Options {
 	return exposure.Options{Expected: map[rbac.Subject]bool{s: true}}
+}
+
+// TestIndirectBudget: when the search for indirect paths passes its
+// budget, the report says so and holds the direct readers only.
+func TestIndirectBudget(t *testing.T) {
+	objs := append(world(),
+		&rbacv1.Role{ObjectMeta: meta("a", "pods"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"create"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: meta("a", "dev-pods"), RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "pods"},
+			Subjects: []rbacv1.Subject{{Kind: "User", Name: "dev"}}})
+	indirect := func(r *report.Report) int {
+		n := 0
+		for _, s := range r.Secrets {
+			n += s.Exposure.Indirect
+		}
+		return n
+	}
+	r := Run(Input{Inventory: build(t, objs)}, Options{})
+	if indirect(r) == 0 {
+		t.Fatal("the world has no indirect reader: the test checks nothing")
+	}
+	r = Run(Input{Inventory: build(t, objs)}, Options{Paths: paths.Options{MaxHits: 1}})
+	if n := indirect(r); n != 0 {
+		t.Errorf("past the budget the report still lists %d indirect readers", n)
+	}
+	warned := false
+	for _, note := range r.Coverage.NotAnalysed {
+		warned = warned || strings.Contains(note, "indirect exposure not analysed")
+	}
+	if !warned {
+		t.Errorf("the report does not say the indirect analysis stopped: %v", r.Coverage.NotAnalysed)
+	}
 }

@@ -16,6 +16,12 @@ type Kind string
 // DefaultMaxDepth is the longest chain followed, in steps.
 const DefaultMaxDepth = 4
 
+// DefaultMaxHits bounds the search: the (subject, identity or terminal)
+// pairs it records, about 60 bytes each. Past it the analysis gives up on
+// indirect paths rather than exhaust the machine, and says so
+// (Result.Exceeded).
+const DefaultMaxHits = 20_000_000
+
 // Options configure the analysis.
 type Options struct {
 	// MaxDepth bounds chains, in steps; DefaultMaxDepth when zero.
@@ -27,6 +33,8 @@ type Options struct {
 	// they will create, and ServiceAccounts not in the inventory are
 	// assumed to exist.
 	Offline bool
+	// MaxHits overrides DefaultMaxHits when positive.
+	MaxHits int
 }
 
 // Step is one hop of a chain.

@@ -484,3 +484,23 @@ func TestKindsDocumented(t *testing.T) {
 		t.Errorf("docs/paths.md does not hold the path kinds table of internal/paths/kinds.go; it should read:\n%s", want.String())
 	}
 }
+
+// TestBudget: past its budget the search gives up on every indirect path,
+// says so, and leaves the direct readers as they are.
+func TestBudget(t *testing.T) {
+	inv := load(t, world(role("app", "r", "- {apiGroups: [''], resources: [pods], verbs: [create]}"), bindUser("app", "b", "Role", "r", "dev"))...)
+	got, res := readersOf(t, inv, paths.Options{}, "app", "db")
+	if res.Exceeded() || got["User/dev"].Kind != paths.PodCreate {
+		t.Fatalf("within budget: exceeded %v, readers %s", res.Exceeded(), kinds(got))
+	}
+	got, res = readersOf(t, inv, paths.Options{MaxHits: 1}, "app", "db")
+	if !res.Exceeded() {
+		t.Fatal("a budget of one hit is not exceeded")
+	}
+	if len(got) != 1 || got["ServiceAccount/app/reader"].Kind != paths.Direct {
+		t.Errorf("past the budget the readers are %s, want the direct one only", kinds(got))
+	}
+	if _, ok := res.Obtains(rbac.Subject{Kind: rbac.KindUser, Name: "dev"}); ok {
+		t.Error("past the budget Obtains still answers from partial chains")
+	}
+}

@@ -115,11 +115,20 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 		user := rbac.Subject{Kind: rbac.KindUser, Name: nodeUserPrefix + n}
 		s.sources = append(s.sources, sourceInfo{subject: user, id: g.nodeID(n), members: g.ids[g.nodeID(n)].effective, maxDepth: 1})
 	}
+	s.budget = opts.MaxHits
+	if s.budget <= 0 {
+		s.budget = DefaultMaxHits
+	}
 	s.isSource = make(map[int32]bool, len(s.sources))
 	for _, src := range s.sources {
 		s.isSource[src.id] = true
 	}
 	s.run()
+	if s.exceeded {
+		// Partial chains would understate some Secrets and not others:
+		// keep none.
+		s.reached, s.termHits = map[int32][]hit{}, map[int32][]hit{}
+	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
 		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{}}
@@ -185,6 +194,11 @@ func (r *Result) indexPodTerminals() {
 		}
 	}
 }
+
+// Exceeded reports whether the search gave up past its budget
+// (Options.MaxHits): the readers are then the direct ones only, and the
+// caller must say so.
+func (r *Result) Exceeded() bool { return r.s.exceeded }
 
 // Readers is one Secret's readers: entries shared with the other Secrets
 // of its namespace, and the Secret's own (its name-restricted grants, the
@@ -823,6 +837,9 @@ func completeStep(first *Step, second *Step) {
 // Its direct grants are not considered: rbac.ReadIndex answers for those.
 // The search is the analysis's, from s alone, within the depth limit.
 func (r *Result) Obtains(s rbac.Subject) (Step, bool) {
+	if r.s.exceeded {
+		return Step{}, false
+	}
 	g := r.g
 	type item struct {
 		id    int32

@@ -76,6 +76,10 @@ type searcher struct {
 	noShortcuts bool
 	// isSource marks the identities searches start from.
 	isSource map[int32]bool
+	// hits counts what the searches recorded; past budget (when
+	// positive) they stop and exceeded is set.
+	hits, budget int
+	exceeded     bool
 }
 
 type item struct {
@@ -98,9 +102,15 @@ func (s *searcher) isReader(id *identity) bool {
 }
 
 // run searches from every source.
+// run searches from every source, and stops when the hits exceed the
+// budget (Options.MaxHits).
 func (s *searcher) run() {
 	for i := range s.sources {
 		s.search(int32(i))
+		if s.budget > 0 && s.hits > s.budget {
+			s.exceeded = true
+			return
+		}
 	}
 }
 
@@ -129,6 +139,7 @@ func (s *searcher) search(src int32) {
 					if s.termStamp[e.to] != s.gen {
 						s.termStamp[e.to] = s.gen
 						s.termHits[e.to] = append(s.termHits[e.to], hit{src, next})
+						s.hits++
 					}
 				} else if next.len() < limit {
 					visit(e.to, next)
@@ -138,6 +149,7 @@ func (s *searcher) search(src int32) {
 		}
 		if c != nil && s.isReader(ident) {
 			s.reached[id] = append(s.reached[id], hit{src, c})
+			s.hits++
 		}
 		queue = append(queue, item{id, c})
 		for _, m := range ident.members {
@@ -172,6 +184,7 @@ func (s *searcher) search(src int32) {
 				}
 				s.termStamp[e.to] = s.gen
 				s.termHits[e.to] = append(s.termHits[e.to], hit{src, it.chain.then(e.step)})
+				s.hits++
 				continue
 			}
 			if depth+1 >= limit && s.g.ids[e.to].kind != idPods {

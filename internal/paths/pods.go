@@ -194,7 +194,7 @@ func (r *podReader) nodeReads(ns string, spec *corev1.PodSpec) []inventory.Ref {
 		}
 		if v.PersistentVolumeClaim != nil {
 			if pv := r.volumes[r.claims[nsName{ns, v.PersistentVolumeClaim.ClaimName}]]; pv != nil {
-				for _, ref := range persistentVolumeSecrets(pv) {
+				for _, ref := range inventory.PersistentVolumeSecrets(pv) {
 					add(ref.Namespace, ref.Name)
 				}
 			}
@@ -259,68 +259,6 @@ func volumeSecrets(v *corev1.VolumeSource) []string {
 		ref(v.StorageOS.SecretRef)
 	case v.Cinder != nil:
 		ref(v.Cinder.SecretRef)
-	}
-	return out
-}
-
-// persistentVolumeSecrets names the Secrets of a PersistentVolume's
-// source. A reference without a namespace is in the namespace of the
-// claim the volume is bound to (azureFile's rule), else "default".
-func persistentVolumeSecrets(pv *corev1.PersistentVolume) []inventory.Ref {
-	def := "default"
-	if pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace != "" {
-		def = pv.Spec.ClaimRef.Namespace
-	}
-	var out []inventory.Ref
-	add := func(ns, name string) {
-		if name == "" {
-			return
-		}
-		if ns == "" {
-			ns = def
-		}
-		out = append(out, inventory.Ref{Kind: "Secret", Namespace: ns, Name: name})
-	}
-	ref := func(r *corev1.SecretReference) {
-		if r != nil {
-			add(r.Namespace, r.Name)
-		}
-	}
-	src := &pv.Spec.PersistentVolumeSource
-	if c := src.CSI; c != nil {
-		ref(c.NodePublishSecretRef)
-		ref(c.ControllerPublishSecretRef)
-		ref(c.NodeStageSecretRef)
-		ref(c.ControllerExpandSecretRef)
-		ref(c.NodeExpandSecretRef)
-	}
-	if c := src.CephFS; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.RBD; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.ISCSI; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.FlexVolume; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.ScaleIO; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.Cinder; c != nil {
-		ref(c.SecretRef)
-	}
-	if c := src.AzureFile; c != nil {
-		ns := ""
-		if c.SecretNamespace != nil {
-			ns = *c.SecretNamespace
-		}
-		add(ns, c.SecretName)
-	}
-	if c := src.StorageOS; c != nil && c.SecretRef != nil {
-		add(c.SecretRef.Namespace, c.SecretRef.Name)
 	}
 	return out
 }

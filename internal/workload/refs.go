@@ -144,64 +144,11 @@ func ingressRefs(ing *networkingv1.Ingress) []secretRef {
 	return out
 }
 
-// persistentVolumeRefs returns the Secrets a volume driver is given. A
-// reference without a namespace is taken to be in the namespace of the
-// claim the volume is bound to, as azureFile does, else "default".
+// persistentVolumeRefs returns the Secrets a volume driver is given.
 func persistentVolumeRefs(pv *corev1.PersistentVolume) []secretRef {
-	def := "default"
-	if pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace != "" {
-		def = pv.Spec.ClaimRef.Namespace
-	}
 	var out []secretRef
-	add := func(ns, name, where string) {
-		if name == "" {
-			return
-		}
-		if ns == "" {
-			ns = def
-		}
-		out = append(out, secretRef{namespace: ns, name: name, where: where})
-	}
-	ref := func(r *corev1.SecretReference, where string) {
-		if r != nil {
-			add(r.Namespace, r.Name, where)
-		}
-	}
-	src := pv.Spec.PersistentVolumeSource
-	if c := src.CSI; c != nil {
-		ref(c.NodePublishSecretRef, "csi.nodePublishSecretRef")
-		ref(c.ControllerPublishSecretRef, "csi.controllerPublishSecretRef")
-		ref(c.NodeStageSecretRef, "csi.nodeStageSecretRef")
-		ref(c.ControllerExpandSecretRef, "csi.controllerExpandSecretRef")
-		ref(c.NodeExpandSecretRef, "csi.nodeExpandSecretRef")
-	}
-	if c := src.CephFS; c != nil {
-		ref(c.SecretRef, "cephfs.secretRef")
-	}
-	if c := src.RBD; c != nil {
-		ref(c.SecretRef, "rbd.secretRef")
-	}
-	if c := src.ISCSI; c != nil {
-		ref(c.SecretRef, "iscsi.secretRef")
-	}
-	if c := src.FlexVolume; c != nil {
-		ref(c.SecretRef, "flexVolume.secretRef")
-	}
-	if c := src.ScaleIO; c != nil {
-		ref(c.SecretRef, "scaleIO.secretRef")
-	}
-	if c := src.Cinder; c != nil {
-		ref(c.SecretRef, "cinder.secretRef")
-	}
-	if c := src.AzureFile; c != nil {
-		ns := ""
-		if c.SecretNamespace != nil {
-			ns = *c.SecretNamespace
-		}
-		add(ns, c.SecretName, "azureFile.secretName")
-	}
-	if c := src.StorageOS; c != nil && c.SecretRef != nil {
-		add(c.SecretRef.Namespace, c.SecretRef.Name, "storageos.secretRef")
+	for _, r := range inventory.PersistentVolumeSecrets(pv) {
+		out = append(out, secretRef{namespace: r.Namespace, name: r.Name, where: r.Where})
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package paths
 
 import (
 	"slices"
-	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 
@@ -147,9 +146,8 @@ func capsOf(rules []rbacv1.PolicyRule) *capabilities {
 	return c
 }
 
-// capCache evaluates each role once.
+// capCache evaluates each role once. The analysis runs on one goroutine.
 type capCache struct {
-	mu    sync.Mutex
 	roles map[roleKey]*capabilities
 }
 
@@ -158,8 +156,6 @@ type roleKey struct {
 }
 
 func (c *capCache) get(key roleKey, rules []rbacv1.PolicyRule) *capabilities {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if caps, ok := c.roles[key]; ok {
 		return caps
 	}

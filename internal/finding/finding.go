@@ -79,10 +79,16 @@ const (
 	AutomountedSecretReaderToken = "KH210"
 	MissingSecretReference       = "KH220"
 
+	PlaintextSecretInGit     = "KH301"
+	PlaintextSecretInChart   = "KH302"
+	ConfigMapCredentialInGit = "KH303"
+	PlaceholderSecretInGit   = "KH310"
+
 	ConfigMapCredential       = "KH401"
 	LegacyServiceAccountToken = "KH402"
 	UnusedSecret              = "KH410"
 	StaleSecret               = "KH411"
+	LiveSecretValueInGit      = "KH412"
 )
 
 var catalog = []Rule{
@@ -112,6 +118,15 @@ var catalog = []Rule{
 	{MissingSecretReference, "Reference to a Secret that does not exist", Low,
 		"Pods that need the Secret cannot start, and whoever later creates a Secret under that name decides what they receive."},
 
+	{PlaintextSecretInGit, "Plaintext Secret value committed to git", High,
+		"Everyone who can clone the repository can read the value, in every copy of its history, even after the file is deleted."},
+	{PlaintextSecretInChart, "Plaintext Secret value in a Helm chart or kustomize generator", High,
+		"The value that the chart or kustomization turns into a Secret is committed as it is, readable by everyone who can clone the repository."},
+	{ConfigMapCredentialInGit, "Credential in a ConfigMap committed to git", High,
+		"A ConfigMap is committed as it is, so the credential it holds is readable by everyone who can clone the repository, forever."},
+	{PlaceholderSecretInGit, "Placeholder Secret value committed to git", Info,
+		"A Secret manifest holds a placeholder such as changeme: harmless as written, but a sign that real values may be filled in and committed next."},
+
 	{ConfigMapCredential, "Credential stored in a ConfigMap", High,
 		"ConfigMaps are not treated as confidential: the view role and many controllers read them, and they are kept in Git."},
 	{LegacyServiceAccountToken, "Long-lived ServiceAccount token Secret", Medium,
@@ -120,6 +135,8 @@ var catalog = []Rule{
 		"A credential nobody uses can still be read by everyone who can read Secrets in its namespace, and is rarely rotated."},
 	{StaleSecret, "Secret not rotated", Low,
 		"The Secret's data has not changed for longer than the rotation limit, so a leaked copy stays valid."},
+	{LiveSecretValueInGit, "Live Secret value found in git history", Critical,
+		"The value the Secret holds now is in the repository, readable by everyone who can clone it: rotate it now."},
 }
 
 // Catalog returns every rule, sorted by id.
@@ -141,7 +158,10 @@ func Lookup(id string) (Rule, bool) {
 
 // Fingerprint identifies a finding across runs: the rule, the object, and
 // a discriminator that is stable when files move (a subject, a key name),
-// never a file path and never a value.
+// never a value. It is never a file path either, except for git findings
+// (KH3xx), whose repository-relative path is where the leak is: the
+// discriminator is then the path and the key (see the analysis's git
+// rules and docs/configuration.md).
 func Fingerprint(rule string, obj inventory.Ref, discriminator ...string) string {
 	h := sha256.New()
 	for _, part := range append([]string{rule, obj.Kind, obj.Namespace, obj.Name}, discriminator...) {

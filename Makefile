@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: all build demo test test-short control-plane graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench clean
+.PHONY: all build demo test test-short control-plane graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
 
 all: build
 
@@ -77,6 +77,10 @@ fuzz-rbac: control-plane
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./internal/analysis/
+
+## bench-git: keyhole against gitleaks on a generated 20k-commit repository (docs/benchmarks.md; installs gitleaks)
+bench-git:
+	KEYHOLE_GIT_BENCH=1 KEYHOLE_GIT_BENCH_ROUNDS=5 $(GO) test -run '^$$' -bench BenchmarkHistory -benchtime 1x -timeout 60m ./internal/source/git/
 
 clean:
 	rm -rf $(BIN)

@@ -28,6 +28,9 @@ type Input struct {
 	// Aggregation is AggregationStored for a live cluster (the authorizer
 	// uses stored rules) and AggregationComputed offline.
 	Aggregation rbac.AggregationMode
+	// Git is what a scan of a git repository found; nil when none was
+	// read.
+	Git *GitInput
 }
 
 // Options configure the analyzers.
@@ -92,6 +95,7 @@ func Run(in Input, opts Options) *report.Report {
 	}
 	a.secrets(res)
 	a.workloads(in, ix, res)
+	a.git(in.Git)
 	a.checkIgnoreAnnotations()
 	// After every analyzer: the config's rule overrides, then the baseline.
 	a.applyOverrides()
@@ -111,8 +115,19 @@ func (a *analyzer) add(rule string, obj inventory.Ref, message string, discrimin
 	a.addResult(finding.Result{Rule: rule, Object: obj, Message: message, Discriminator: discriminator})
 }
 
-// addResult records an analyzer's result as a finding.
+// addResult records an analyzer's result as a finding on an object of the
+// inventory: located where the object was read, and exempted by the
+// object's annotations.
 func (a *analyzer) addResult(res finding.Result) {
+	f := newFinding(res)
+	f.Location = a.location(res.Object)
+	f.Suppressed = a.suppression(f.Rule, res.Object)
+	a.report.Findings = append(a.report.Findings, f)
+}
+
+// newFinding is the report finding of a result, without location or
+// suppression, which depend on where the object was read.
+func newFinding(res finding.Result) report.Finding {
 	rl, ok := finding.Lookup(res.Rule)
 	if !ok {
 		panic("analysis: rule " + res.Rule + " is not in the catalog")
@@ -121,17 +136,15 @@ func (a *analyzer) addResult(res finding.Result) {
 	if res.Severity != nil {
 		sev = *res.Severity
 	}
-	a.report.Findings = append(a.report.Findings, report.Finding{
+	return report.Finding{
 		Rule:        rl.ID,
 		Severity:    sev.String(),
 		Title:       rl.Title,
 		Message:     res.Message,
 		Object:      objectRef(res.Object),
-		Location:    a.location(res.Object),
 		Fingerprint: finding.Fingerprint(rl.ID, res.Object, res.Discriminator...),
-		Suppressed:  a.suppression(rl.ID, res.Object),
 		Key:         res.Key,
-	})
+	}
 }
 
 // Annotations that exempt an object from rules.
@@ -142,7 +155,12 @@ const (
 
 // suppression returns why a finding on obj is exempted, or nil.
 func (a *analyzer) suppression(rule string, obj inventory.Ref) *report.Suppressed {
-	ann := a.inv.KeyholeAnnotations(obj)
+	return annotationSuppression(rule, a.inv.KeyholeAnnotations(obj))
+}
+
+// annotationSuppression returns why an object with the keyhole.io/
+// annotations ann is exempted from rule, or nil.
+func annotationSuppression(rule string, ann map[string]string) *report.Suppressed {
 	for _, id := range ignoredRules(ann) {
 		if id == rule {
 			reason := ann[IgnoreReasonAnnotation]
@@ -284,8 +302,7 @@ func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Op
 }
 
 // secrets builds every Secret's report entry and exposure findings.
-// Converted reader lists are shared like the lists they come from, except
-// that the last step of an indirect path names its Secret.
+// Converted reader lists are shared like the lists they come from.
 func (a *analyzer) secrets(res *paths.Result) {
 	conv := newReaderConverter(a.opts.Exposure)
 	out := make([]report.Secret, 0, len(a.inv.Secrets))
@@ -297,7 +314,7 @@ func (a *analyzer) secrets(res *paths.Result) {
 			Type:        string(s.Type),
 			Keys:        nonNil(s.Keys),
 			KeysUnknown: !s.KeysKnown,
-			Readers:     conv.readers(s, se.Readers),
+			Readers:     conv.readers(se.Readers),
 			Exposure: report.Exposure{
 				Score:      as.Score,
 				Severity:   as.Severity.String(),
@@ -307,6 +324,7 @@ func (a *analyzer) secrets(res *paths.Result) {
 				Top:        subjects(as.Top),
 			},
 			Recommendation: recommend(*as),
+			ManagedBy:      managedBy(s),
 			Location:       a.location(s.Ref()),
 		}
 		for _, reason := range as.Reasons {
@@ -432,8 +450,25 @@ func sortFindings(fs []report.Finding) {
 		if a.Object != b.Object {
 			return inventory.Ref(a.Object).Less(inventory.Ref(b.Object))
 		}
-		return a.Fingerprint < b.Fingerprint
+		if a.Fingerprint != b.Fingerprint {
+			return a.Fingerprint < b.Fingerprint
+		}
+		// Git findings of one key of one file share a fingerprint, one
+		// per value: their places tell them apart.
+		return locationLess(a.Location, b.Location)
 	})
+}
+
+func locationLess(a, b *report.Location) bool {
+	switch {
+	case a == nil || b == nil:
+		return a == nil && b != nil
+	case a.Path != b.Path:
+		return a.Path < b.Path
+	case a.Line != b.Line:
+		return a.Line < b.Line
+	}
+	return a.Commit < b.Commit
 }
 
 func summarize(r *report.Report) report.Summary {

@@ -3,7 +3,19 @@ package analysis
 import (
 	"fmt"
 	"sort"
+
+	"github.com/keyhole-sec/keyhole/internal/report"
 )
+
+// uncommitted reports a git finding on a value the index or the working
+// tree holds and HEAD does not: a value nobody can have accepted yet. Git
+// fingerprints do not depend on the value, so a baseline entry for the
+// same key of the same file would otherwise let a pre-commit hook pass a
+// new plaintext value; an annotation still exempts it.
+func uncommitted(f report.Finding) bool {
+	l := f.Location
+	return l != nil && l.Commit == "" && l.PresentAtHead != nil && !*l.PresentAtHead
+}
 
 // applyOverrides applies the config's rule overrides and then the
 // baseline to every finding raised. A disabled rule's findings are dropped
@@ -25,7 +37,7 @@ func (a *analyzer) applyOverrides() {
 		if o.Severity != nil {
 			f.Severity = o.Severity.String()
 		}
-		if f.Suppressed == nil && a.opts.Suppress != nil {
+		if f.Suppressed == nil && a.opts.Suppress != nil && !uncommitted(f) {
 			f.Suppressed = a.opts.Suppress(f)
 		}
 		kept = append(kept, f)

@@ -1,56 +1,91 @@
 package analysis
 
 import (
+	"slices"
+
 	"github.com/keyhole-sec/keyhole/internal/exposure"
-	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/paths"
+	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
 
-// readerConverter turns reader lists into the report's. Lists without an
-// indirect reader are converted once and shared; so are the steps of a
-// path, all but the last, which names its Secret.
+// readerConverter turns reader lists into the report's, converting each
+// list, reader, chain of steps and list of grants once and sharing it
+// wherever it recurs. A reader's entry does not depend on the Secret: the
+// last step of a chain, which reaches the Secret, is left implicit
+// (report.Step.Reaches), so a chain is shared by every Secret it reaches.
+// Without that sharing a large cluster's report held a copy of every
+// chain per Secret, most of its memory.
 type readerConverter struct {
-	opts  exposure.Options
-	lists map[readerListKey][]report.Reader
-	steps map[*paths.Step][]report.Step
+	opts      exposure.Options
+	lists     map[readerListKey][]report.Reader
+	steps     map[*paths.Step][]report.Step
+	converted map[*paths.Reader]report.Reader
+	vias      map[viaKey][]report.Via
+}
+
+// viaKey names a list of grants by its first element and length: the
+// paths result shares grant lists between readers.
+type viaKey struct {
+	first *rbac.Via
+	n     int
 }
 
 func newReaderConverter(opts exposure.Options) *readerConverter {
-	return &readerConverter{opts: opts, lists: map[readerListKey][]report.Reader{}, steps: map[*paths.Step][]report.Step{}}
+	return &readerConverter{opts: opts, lists: map[readerListKey][]report.Reader{}, steps: map[*paths.Step][]report.Step{},
+		converted: map[*paths.Reader]report.Reader{}, vias: map[viaKey][]report.Via{}}
 }
 
-func (c *readerConverter) readers(s *inventory.Secret, rs paths.Readers) []report.Reader {
+// via converts a list of grants once per list. The result's capacity is
+// its length, so that a caller's append copies rather than writes into
+// the shared array.
+func (c *readerConverter) via(vs []rbac.Via) []report.Via {
+	if len(vs) == 0 {
+		return via(vs)
+	}
+	k := viaKey{&vs[0], len(vs)}
+	if out, ok := c.vias[k]; ok {
+		return out
+	}
+	out := slices.Clip(via(vs))
+	c.vias[k] = out
+	return out
+}
+
+func (c *readerConverter) readers(rs paths.Readers) []report.Reader {
 	k := keyOf(rs)
 	if out, ok := c.lists[k]; ok {
 		return out
 	}
-	list := rs.Slice()
-	out := make([]report.Reader, len(list))
-	shared := true
-	for i, r := range list {
-		out[i] = report.Reader{
-			Subject:  subject(r.Subject),
-			Verbs:    nonNil(r.Verbs),
-			Path:     string(r.Kind),
-			Via:      via(r.Via),
-			Steps:    []report.Step{},
-			Expected: c.opts.ExpectedReader(r),
-		}
-		if len(r.Steps) == 0 {
-			continue
-		}
-		shared = false
+	out := make([]report.Reader, 0, len(rs.Shared)+len(rs.Own))
+	for r := range rs.Refs() {
+		out = append(out, c.reader(r))
+	}
+	c.lists[k] = out
+	return out
+}
+
+// reader converts one reader once: the same pointer is the same reader
+// in every list that holds it.
+func (c *readerConverter) reader(r *paths.Reader) report.Reader {
+	if out, ok := c.converted[r]; ok {
+		return out
+	}
+	out := report.Reader{
+		Subject:  subject(r.Subject),
+		Verbs:    nonNil(r.Verbs),
+		Path:     string(r.Kind),
+		Via:      c.via(r.Via),
+		Steps:    []report.Step{},
+		Expected: c.opts.ExpectedReader(*r),
+	}
+	if len(r.Steps) > 0 {
 		if r.Steps[0].NodeAuthorizer {
-			out[i].Via = append(out[i].Via, report.Via{Authorizer: "Node"})
+			out.Via = append(out.Via, report.Via{Authorizer: "Node"})
 		}
-		steps := append([]report.Step(nil), c.convertSteps(r.Steps)...)
-		steps[len(steps)-1].Reaches = report.Subject{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}
-		out[i].Steps = steps
+		out.Steps = c.convertSteps(r.Steps)
 	}
-	if shared {
-		c.lists[k] = out
-	}
+	c.converted[r] = out
 	return out
 }
 
@@ -58,9 +93,11 @@ func (c *readerConverter) convertSteps(steps []paths.Step) []report.Step {
 	if out, ok := c.steps[&steps[0]]; ok && len(out) == len(steps) {
 		return out
 	}
+	// The last step's Reaches stays empty: it is the Secret of whichever
+	// list the chain is in.
 	out := make([]report.Step, len(steps))
 	for i, st := range steps {
-		vias := via(st.Via)
+		vias := c.via(st.Via)
 		if st.NodeAuthorizer {
 			vias = append(vias, report.Via{Authorizer: "Node"})
 		}

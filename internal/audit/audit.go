@@ -1,11 +1,15 @@
 // Package audit wires the sources to the analysis for one-shot audits: an
 // offline audit of manifests layered over the embedded bootstrap policy,
-// or a live audit of a cluster. The CLI and the integration tests share it,
+// or a live audit of a cluster, and the scan of a git repository that
+// either may add (or that stands alone), with its correlation with the
+// live Secrets' values. The CLI and the integration tests share it,
 // so that what the tests prove is what users run.
 package audit
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"io"
 	"time"
 
@@ -15,12 +19,14 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/bootstrap"
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
+	"github.com/keyhole-sec/keyhole/internal/gitscan"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/source"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
+	"github.com/keyhole-sec/keyhole/internal/source/git"
 	"github.com/keyhole-sec/keyhole/internal/source/manifests"
 	"github.com/keyhole-sec/keyhole/internal/workload"
 )
@@ -64,12 +70,72 @@ func Live(ctx context.Context, cfg *rest.Config, opts cluster.Options) (analysis
 	if err != nil {
 		return analysis.Input{}, err
 	}
+	return LiveInput(b, cov, problems), nil
+}
+
+// LiveInput makes the analysis input of a cluster read into b, by a LIST
+// (Live) or from informers (keyhole serve), so that both analyse alike.
+func LiveInput(b *inventory.Builder, cov source.Coverage, problems []source.Problem) analysis.Input {
 	return analysis.Input{
 		Inventory:   b.Build(),
 		Coverage:    []source.Coverage{cov},
 		Problems:    problems,
 		Aggregation: rbac.AggregationStored,
-	}, nil
+	}
+}
+
+// None is the analysis input of an audit that reads no manifests and no
+// cluster: a git repository alone (keyhole audit --git PATH).
+func None() analysis.Input {
+	return analysis.Input{Inventory: inventory.NewBuilder().Build(), Aggregation: rbac.AggregationComputed}
+}
+
+// GitOptions configure the scan of a git repository.
+type GitOptions struct {
+	git.Options
+	// Key identifies values (gitscan.NewScanner): the operator's key, or
+	// random bytes held only for this run. At least gitscan.MinKeyLen
+	// bytes.
+	Key []byte
+	// OperatorKey says Key is the operator's, so that the report may
+	// print digests under it (valueHash).
+	OperatorKey bool
+}
+
+// Git scans the repository at path for plaintext Secret values. Its errors
+// are those of git.Scan: an *git.Error naming the repository, a usage
+// error in opts, or ctx's.
+func Git(ctx context.Context, path string, opts GitOptions) (*analysis.GitInput, error) {
+	res, err := git.Scan(ctx, path, git.NewDetector(gitscan.NewScanner(opts.Key)), opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	return &analysis.GitInput{Target: path, Branches: opts.Branches, Since: opts.Since, Result: res, ValueHashes: opts.OperatorKey}, nil
+}
+
+// ValueDigest is the identity gitscan gives a value: HMAC-SHA256 under
+// key. The live values are hashed with it, so that they compare with what
+// the repository holds without either being kept.
+func ValueDigest(key []byte) func([]byte) []byte {
+	key = append([]byte(nil), key...)
+	return func(v []byte) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write(v)
+		return m.Sum(nil)
+	}
+}
+
+// Correlate reads the digests of the live Secrets' current values under
+// key into g, for KH412 (cluster.SecretValueDigests: this reads every
+// Secret's values, and needs get and list on Secrets). A LIST that fails
+// is returned as a problem, and g is left without live values.
+func Correlate(ctx context.Context, cfg *rest.Config, key []byte, g *analysis.GitInput) ([]source.Problem, error) {
+	values, problems, err := cluster.SecretValueDigests(ctx, cfg, ValueDigest(key))
+	if err != nil {
+		return nil, err
+	}
+	g.LiveValues = values
+	return problems, nil
 }
 
 // Options configure the analysis of an audit.

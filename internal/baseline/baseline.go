@@ -4,8 +4,9 @@
 // baseline from a report, reads one back strictly (a corrupt file, or one
 // of another version, is an error naming the file, never half-read), and
 // suppresses the findings it lists. Fingerprints are the analysis's
-// (rule, object and a discriminator; never a path or a value), so a
-// baseline survives file moves, reordering and unrelated edits.
+// (rule, object and a discriminator; never a value, and never a path but
+// for git findings, whose place in the repository is their identity), so
+// a baseline survives file moves, reordering and unrelated edits.
 package baseline
 
 import (

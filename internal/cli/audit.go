@@ -25,7 +25,7 @@ func newAuditCommand(g *globals, stdin io.Reader, stdout io.Writer) *cobra.Comma
 	o := &auditOptions{}
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Audit manifests or a live cluster once, print the report, and gate on severity",
+		Short: "Audit manifests, a live cluster or a git repository once, print the report, and gate on severity",
 		Long: `Audit computes who can read every Secret and reports it.
 
 Inputs: --manifests PATH (a file, a directory read recursively, or - for
@@ -34,6 +34,20 @@ Kubernetes ` + bootstrap.KubernetesVersion + ` bootstrap RBAC policy. Without --
 reads the live cluster named by --kubeconfig and --context (default: the
 usual kubeconfig rules, or the in-cluster config in a pod).
 
+Plaintext Secrets in git: --git PATH scans a repository for Secret values
+committed in plaintext (KH301-KH310): every commit reachable from any ref
+(--branches current: from HEAD; --since REV: only the commits REV lacks),
+the working tree (--git-history=false), or the index (--staged, for a
+pre-commit hook). Alone, --git audits the repository only; with
+--manifests, or --kubeconfig or --context, its findings join the same
+report. Values are never printed: --hash-key-file FILE (at least 32 bytes)
+adds valueHash, HMAC-SHA256 of each value under that key; without it the
+values are told apart under a random key that never leaves the process.
+--correlate (with a live cluster) reads the live Secrets' values, which
+needs get and list on secrets, hashes each as it arrives and keeps no
+value, and flags every Secret whose current value is in the repository
+(KH412, rotate now).
+
 Exit codes: 0 no finding at or above --fail-on; 1 some finding at or above
 it; 2 usage error or input that could not be read (the report is still
 printed for everything that could be).`,
@@ -41,7 +55,11 @@ printed for everything that could be).`,
   keyhole audit --manifests - --format json < world.yaml
   keyhole audit --kubeconfig ~/.kube/config --fail-on critical
   keyhole audit --manifests deploy/ --config keyhole.yaml --baseline keyhole-baseline.json
-  keyhole audit diff --base origin/main --manifests deploy/ --fail-on-increase high`,
+  keyhole audit diff --base origin/main --manifests deploy/ --fail-on-increase high
+  keyhole audit --git . --format sarif --output keyhole.sarif
+  keyhole audit --git . --staged --fail-on high                  # in .git/hooks/pre-commit
+  keyhole audit --git . --since origin/main --baseline keyhole-baseline.json
+  keyhole audit --kubeconfig ~/.kube/config --git . --correlate --hash-key-file /run/keyhole/hmac.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAudit(cmd.Context(), g, o, stdin, stdout)
@@ -49,6 +67,7 @@ printed for everything that could be).`,
 	}
 	f := cmd.Flags()
 	o.input.addFlags(f)
+	o.input.git.addFlags(f)
 	f.StringVarP(&o.format, "format", "o", "table", "output format: "+strings.Join(report.Formats, ", "))
 	f.StringVar(&o.output, "output", "", "write the report to this file instead of stdout")
 	f.StringVar(&o.failOn, "fail-on", "high", "exit 1 when a finding has this severity or higher: "+strings.Join(finding.Severities(), ", "))

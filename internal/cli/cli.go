@@ -88,10 +88,12 @@ type globals struct {
 	quiet   bool
 	verbose bool
 	logger  *slog.Logger
+	// stderr is where progress is drawn, when it is a terminal.
+	stderr io.Writer
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{}
+	g := &globals{stderr: stderr}
 	root := &cobra.Command{
 		Use:           "keyhole",
 		Short:         "Audit who can read each Kubernetes Secret, and how",
@@ -117,7 +119,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors on stderr")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug logs on stderr")
-	root.AddCommand(newAuditCommand(g, stdin, stdout), newExplainCommand(g, stdin, stdout), newConfigCommand(stdout), newVersionCommand(stdout))
+	root.AddCommand(newAuditCommand(g, stdin, stdout), newExplainCommand(g, stdin, stdout), newServeCommand(g), newConfigCommand(stdout), newVersionCommand(stdout))
 	return root
 }
 

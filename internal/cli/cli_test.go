@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
 
@@ -141,8 +142,11 @@ func TestDemoAnswers(t *testing.T) {
 // TestCanaryNeverLeaks plants canary values in every Secret fixture (the
 // fixtures carry the marker KEYHOLE-CANARY in every value) and checks that
 // no output of any format, nor stderr, contains one, in plain or base64
-// form.
+// form. The manifests are audited as files, and the git fixtures as a
+// repository (gitCanaryRepo), from its history (with and without a hash
+// key), its working tree and its index.
 func TestCanaryNeverLeaks(t *testing.T) {
+	repo := gitCanaryRepo(t)
 	t.Chdir(repoRoot)
 	var inputs []string
 	for _, dir := range []string{"testdata/demo", "testdata/manifests", "testdata/rules"} {
@@ -166,15 +170,36 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	if planted == 0 {
 		t.Fatal("no fixture holds the canary: the test would prove nothing")
 	}
+	var runs [][]string
+	for _, in := range inputs {
+		runs = append(runs, []string{"--manifests", in})
+	}
+	key := writeTemp(t, "hmac.key", strings.Repeat("k", 32))
+	for _, args := range [][]string{{}, {"--hash-key-file", key}, {"--git-history=false"}, {"--staged"}} {
+		runs = append(runs, append([]string{"--git", repo}, args...))
+	}
+	gitRules := map[string]bool{}
 	for _, format := range report.Formats {
-		for _, in := range inputs {
-			args := []string{"audit", "--manifests", in, "--format", format, "--verbose"}
+		for _, in := range runs {
+			args := append([]string{"audit", "--format", format, "--verbose"}, in...)
 			_, out, stderr := run(t, "", args...)
 			for _, leak := range canaryForms() {
 				if strings.Contains(out, leak) || strings.Contains(stderr, leak) {
-					t.Errorf("%s in format %s: output contains %q", in, format, leak)
+					t.Errorf("%v in format %s: output contains %q", in, format, leak)
 				}
 			}
+			if format == "json" && in[0] == "--git" {
+				for _, f := range decodeReport(t, out).Findings {
+					gitRules[f.Rule] = true
+				}
+			}
+		}
+	}
+	// The repository proves something only if every git rule reached the
+	// output.
+	for _, rule := range finding.Catalog() {
+		if strings.HasPrefix(rule.ID, "KH3") && !gitRules[rule.ID] {
+			t.Errorf("no %s finding from the git fixtures: the canary test does not cover it", rule.ID)
 		}
 	}
 }

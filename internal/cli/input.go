@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/audit"
@@ -25,6 +26,9 @@ type inputOptions struct {
 	context    string
 	secretsVia string
 	analysis   analysisOptions
+	// git is a repository to scan besides (or instead of) the above;
+	// only audit registers its flags.
+	git gitOptions
 }
 
 // analysisOptions are the flags that change how the analysis runs. Every
@@ -47,6 +51,12 @@ func (o *inputOptions) addFlags(f *pflag.FlagSet) {
 
 func (o *analysisOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.noBootstrap, "no-bootstrap-policy", false, "do not layer the embedded Kubernetes bootstrap RBAC policy under the manifests")
+	o.addPathFlags(f)
+}
+
+// addPathFlags adds the flags of the indirect-path analysis alone, for
+// serve, which never reads manifests.
+func (o *analysisOptions) addPathFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.maxDepth, "max-depth", 0, fmt.Sprintf("longest chain of steps followed from a subject to a Secret, 1 to %d (default %d, or the config's paths.maxDepth)", config.MaxPathDepth, paths.DefaultMaxDepth))
 	f.StringVar(&o.podSecurityDefault, "pod-security-default", "", "Pod Security level of namespaces without a pod-security.kubernetes.io/enforce label: "+strings.Join(config.PodSecurityLevels, ", ")+" (default privileged, or the config's paths.podSecurityDefault)")
 }
@@ -96,7 +106,20 @@ func (o *inputOptions) check() error {
 	if len(o.manifests) > 0 && (o.kubeconfig != "" || o.context != "") {
 		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
 	}
+	if err := o.git.check(len(o.manifests) > 0); err != nil {
+		return err
+	}
 	return o.analysis.check()
+}
+
+// live reports whether the live cluster is read: without --manifests,
+// unless --git alone names what to audit; --kubeconfig, --context or
+// --correlate add the cluster to a --git audit.
+func (o *inputOptions) live() bool {
+	if len(o.manifests) > 0 {
+		return false
+	}
+	return o.git.path == "" || o.kubeconfig != "" || o.context != "" || o.git.correlate
 }
 
 // analyze checks the flags, loads the config (and baseline) of gopts, then
@@ -117,20 +140,44 @@ func (o *inputOptions) analyze(ctx context.Context, g *globals, gopts *gateOptio
 func (o *inputOptions) read(ctx context.Context, g *globals, gt *gate, stdin io.Reader) (*report.Report, error) {
 	var (
 		in  analysis.Input
+		cfg *rest.Config
 		err error
 	)
-	if len(o.manifests) == 0 {
-		cfg, cerr := cluster.RESTConfig(o.kubeconfig, o.context)
-		if cerr != nil {
-			return nil, &exitError{code: ExitError, err: cerr}
+	// The repository first: a path that is not one fails before a cluster
+	// is read.
+	var gitIn *analysis.GitInput
+	var key []byte
+	if o.git.path != "" {
+		var operator bool
+		if key, operator, err = o.git.key(); err != nil {
+			return nil, err
+		}
+		if gitIn, err = o.git.scan(ctx, g, key, operator); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case o.live():
+		if cfg, err = cluster.RESTConfig(o.kubeconfig, o.context); err != nil {
+			return nil, &exitError{code: ExitError, err: err}
 		}
 		in, err = audit.Live(ctx, cfg, cluster.Options{SecretsVia: o.secretsVia})
-	} else {
+	case len(o.manifests) > 0:
 		in, err = audit.Offline(o.manifests, o.analysis.offline(gt, stdin))
+	default:
+		in = audit.None()
 	}
 	if err != nil {
 		return nil, &exitError{code: ExitError, err: err}
 	}
+	if gitIn != nil && o.git.correlate {
+		problems, cerr := audit.Correlate(ctx, cfg, key, gitIn)
+		if cerr != nil {
+			return nil, &exitError{code: ExitError, err: cerr}
+		}
+		in.Problems = append(in.Problems, problems...)
+	}
+	in.Git = gitIn
 	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
 	rep, err := audit.Analyze(in, o.analysis.options(gt))
 	if err != nil {
@@ -140,7 +187,8 @@ func (o *inputOptions) read(ctx context.Context, g *globals, gt *gate, stdin io.
 }
 
 // sourceNames names what a report was read from, for messages: its
-// manifest paths or cluster URL (the embedded bootstrap policy is implied).
+// manifest paths, cluster URL or git repository (the embedded bootstrap
+// policy is implied).
 func sourceNames(rep *report.Report) string {
 	var names []string
 	for _, s := range rep.Coverage.Sources {

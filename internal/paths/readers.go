@@ -214,19 +214,33 @@ type Readers struct {
 // All yields every reader once, sorted by subject.
 func (rs Readers) All() iter.Seq[Reader] {
 	return func(yield func(Reader) bool) {
+		for r := range rs.Refs() {
+			if !yield(*r) {
+				return
+			}
+		}
+	}
+}
+
+// Refs yields every reader once, sorted by subject, as All does, but as
+// pointers into the shared lists: the same reader of two Secrets is the
+// same pointer, so that callers can convert it once. Callers must not
+// modify what they point to.
+func (rs Readers) Refs() iter.Seq[*Reader] {
+	return func(yield func(*Reader) bool) {
 		i, j := 0, 0
 		for i < len(rs.Shared) || j < len(rs.Own) {
-			var next Reader
+			var next *Reader
 			switch {
 			case j == len(rs.Own) || i < len(rs.Shared) && rs.Shared[i].Subject.Less(rs.Own[j].Subject):
-				next = rs.Shared[i]
+				next = &rs.Shared[i]
 				i++
 			case i < len(rs.Shared) && rs.Shared[i].Subject == rs.Own[j].Subject:
-				next = rs.Own[j] // replaces the shared entry
+				next = &rs.Own[j] // replaces the shared entry
 				i++
 				j++
 			default:
-				next = rs.Own[j]
+				next = &rs.Own[j]
 				j++
 			}
 			if !yield(next) {

@@ -46,7 +46,7 @@ func WriteExplainJSON(w io.Writer, s *Secret) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(Explanation{APIVersion: APIVersion, Kind: ExplanationKind, Secret: s})
+	return enc.Encode(Explanation{APIVersion: APIVersion, Kind: ExplanationKind, Secret: s.WithReaches()})
 }
 
 // pathKindOrder is the order explanations list path kinds in: direct

@@ -6,6 +6,8 @@
 // only ever added, never renamed.
 package report
 
+import "slices"
+
 // APIVersion and Kind identify the report schema.
 const (
 	APIVersion = "keyhole.io/v1alpha1"
@@ -50,6 +52,29 @@ type SourceCoverage struct {
 	Files   int            `json:"files,omitempty"`
 	Objects map[string]int `json:"objects"`
 	Ignored map[string]int `json:"ignored,omitempty"`
+	// Git is set for a git source: what was read of the repository.
+	Git *GitCoverage `json:"git,omitempty"`
+}
+
+// GitCoverage is what a git source read.
+type GitCoverage struct {
+	// Read is "history" (commits), "index" (--staged) or "worktree".
+	Read string `json:"read"`
+	// Branches is "all" or "current", and Since the --since revision,
+	// for a history scan.
+	Branches string `json:"branches,omitempty"`
+	Since    string `json:"since,omitempty"`
+	// Head is HEAD's commit, absent for a repository without commits.
+	Head string `json:"head,omitempty"`
+	// Commits is the number of commits walked, Blobs the number of
+	// distinct file versions read.
+	Commits int `json:"commits"`
+	Blobs   int `json:"blobs"`
+	// Shallow marks a shallow clone, whose history is incomplete.
+	Shallow bool `json:"shallow,omitempty"`
+	// Correlated says that the live Secrets' values were compared with
+	// the values found (--correlate).
+	Correlated bool `json:"correlated,omitempty"`
 }
 
 // Summary holds the counts people and dashboards look at first.
@@ -140,7 +165,11 @@ type Step struct {
 	Via        []Via      `json:"via"`
 	// Reaches is what the step yields: an identity (User, Group,
 	// ServiceAccount, Node, or a Role bound to the subject) or, for the
-	// last step, the Secret.
+	// last step, the Secret. In memory the last step's Reaches may be
+	// left empty, meaning the Secret whose reader it is: a chain is then
+	// shared by every Secret it reaches instead of copied per Secret,
+	// which is most of a large report's memory. Every sink writes it out
+	// (WithReaches).
 	Reaches Subject `json:"reaches"`
 	// Detail says why the step works where the permission alone does not
 	// tell: the pod's token, the namespace's Pod Security level.
@@ -217,7 +246,11 @@ type Finding struct {
 	Key string `json:"key,omitempty"`
 }
 
-// Location is where a finding's input lives.
+// Location is where a finding's input lives. For a git finding, Path is
+// relative to the repository's top level; Commit is the commit that
+// introduced the value (absent for the index and the working tree);
+// PresentAtHead says whether HEAD still holds it at Path; RemovedIn is
+// the commit that dropped it, when one did.
 type Location struct {
 	Path          string `json:"path,omitempty"`
 	Line          int    `json:"line,omitempty"`
@@ -252,4 +285,30 @@ type EncryptionAtRest struct {
 	// Provider is identity, aescbc, aesgcm, secretbox, kms or unknown.
 	Provider string `json:"provider"`
 	Evidence string `json:"evidence"`
+}
+
+// WithReaches returns s with every reader's last step naming s where the
+// analysis left it implicit (see Step.Reaches). s itself is not modified:
+// readers and steps are copied only where one is filled in.
+func (s *Secret) WithReaches() *Secret {
+	secret := Subject{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}
+	var readers []Reader
+	for i, r := range s.Readers {
+		n := len(r.Steps)
+		if n == 0 || r.Steps[n-1].Reaches != (Subject{}) {
+			continue
+		}
+		if readers == nil {
+			readers = slices.Clone(s.Readers)
+		}
+		steps := slices.Clone(r.Steps)
+		steps[n-1].Reaches = secret
+		readers[i].Steps = steps
+	}
+	if readers == nil {
+		return s
+	}
+	out := *s
+	out.Readers = readers
+	return &out
 }

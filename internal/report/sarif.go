@@ -93,6 +93,9 @@ type sarifResult struct {
 	Locations           []sarifLocation    `json:"locations,omitempty"`
 	PartialFingerprints map[string]string  `json:"partialFingerprints,omitempty"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
+	// Properties carry what SARIF has no field for: a git finding's
+	// commits and whether HEAD holds the value, and the valueHash.
+	Properties map[string]any `json:"properties,omitempty"`
 }
 
 type sarifLocation struct {
@@ -219,6 +222,7 @@ func sarifResultFor(f Finding, ruleIndex int) sarifResult {
 	if f.Fingerprint != "" {
 		res.PartialFingerprints = map[string]string{fingerprintKey: f.Fingerprint}
 	}
+	res.Properties = sarifProperties(f)
 	if s := f.Suppressed; s != nil {
 		kind := "external" // a baseline file, or anything else outside the object
 		if s.By == "annotation" {
@@ -227,6 +231,30 @@ func sarifResultFor(f Finding, ruleIndex int) sarifResult {
 		res.Suppressions = []sarifSuppression{{Kind: kind, Justification: s.Reason}}
 	}
 	return res
+}
+
+// sarifProperties are a finding's git facts and valueHash, nil when it
+// has none.
+func sarifProperties(f Finding) map[string]any {
+	p := map[string]any{}
+	if l := f.Location; l != nil {
+		if l.Commit != "" {
+			p["commit"] = l.Commit
+		}
+		if l.PresentAtHead != nil {
+			p["presentAtHead"] = *l.PresentAtHead
+		}
+		if l.RemovedIn != "" {
+			p["removedIn"] = l.RemovedIn
+		}
+	}
+	if f.ValueHash != "" {
+		p["valueHash"] = f.ValueHash
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return p
 }
 
 // sarifLocationFor places a finding in the file it was read from, when it

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -102,8 +103,9 @@ func richReport() *Report {
 			{Rule: "KH103", Severity: "medium", Title: "Secret readable by many principals",
 				Message:     "Secret/prod/db is readable by 40 principals",
 				Object:      ObjectRef{Kind: "Secret", Namespace: "prod", Name: "db"},
-				Location:    &Location{Path: "history/old.yaml", Line: 3, Commit: "abc123", PresentAtHead: &yes},
-				Fingerprint: "33333333333333333333333333333333"},
+				Location:    &Location{Path: "history/old.yaml", Line: 3, Commit: "abc123", PresentAtHead: &yes, RemovedIn: "def456"},
+				Fingerprint: "33333333333333333333333333333333",
+				ValueHash:   "5e2bf57d3f40c4b6df69daf1936cb766f832374b4fc0259a7cbff06e2f70f269"},
 			{Rule: "KH999", Severity: "info", Title: "A rule from a newer keyhole",
 				Message:     "something newer",
 				Object:      ObjectRef{Kind: "Namespace", Name: "prod"},
@@ -236,6 +238,17 @@ func TestSARIFContent(t *testing.T) {
 		t.Errorf("cluster-scoped object named %q", got)
 	}
 
+	// A git finding's facts that SARIF has no field for are properties.
+	wantProps := map[string]any{"commit": "abc123", "presentAtHead": true, "removedIn": "def456",
+		"valueHash": "5e2bf57d3f40c4b6df69daf1936cb766f832374b4fc0259a7cbff06e2f70f269"}
+	if !reflect.DeepEqual(res[3].Properties, wantProps) {
+		t.Errorf("git result properties %v, want %v", res[3].Properties, wantProps)
+	}
+	for _, i := range []int{0, 1, 2, 4} {
+		if res[i].Properties != nil {
+			t.Errorf("%s: properties %v, want none", res[i].RuleID, res[i].Properties)
+		}
+	}
 	if res[3].Level != "warning" || res[4].Level != "note" {
 		t.Errorf("levels %q, %q; want warning (medium), note (info)", res[3].Level, res[4].Level)
 	}

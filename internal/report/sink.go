@@ -84,7 +84,11 @@ func WriteJSON(w io.Writer, r *Report) error {
 				write(",")
 			}
 			write("\n    ")
-			if err := encode(fv.Index(j).Interface(), "    "); err != nil {
+			elem := fv.Index(j).Interface()
+			if s, ok := elem.(Secret); ok {
+				elem = s.WithReaches()
+			}
+			if err := encode(elem, "    "); err != nil {
 				return err
 			}
 		}

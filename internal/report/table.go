@@ -106,14 +106,28 @@ func topReaders(s Secret) string {
 	return out
 }
 
+// locationString is PATH[:LINE], and for a git finding @COMMIT (the
+// introducing commit, abbreviated to 12 digits as the messages name it).
 func locationString(l *Location) string {
 	if l == nil || l.Path == "" {
 		return "-"
 	}
+	s := l.Path
 	if l.Line > 0 {
-		return fmt.Sprintf("%s:%d", l.Path, l.Line)
+		s += fmt.Sprintf(":%d", l.Line)
 	}
-	return l.Path
+	if l.Commit != "" {
+		s += "@" + ShortCommit(l.Commit)
+	}
+	return s
+}
+
+// ShortCommit abbreviates a commit hash to the 12 digits people are shown.
+func ShortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }
 
 func countFindings(s Summary) int {

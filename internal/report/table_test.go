@@ -34,3 +34,24 @@ func TestTableFindingsByRule(t *testing.T) {
 		t.Error("a rule with only suppressed findings is counted")
 	}
 }
+
+// TestTableGitLocation: a git finding's location names the commit that
+// introduced the value, abbreviated as its message does.
+func TestTableGitLocation(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, richReport()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "  history/old.yaml:3@abc123  ") {
+		t.Errorf("no git location in:\n%s", buf.String())
+	}
+	for l, want := range map[*Location]string{
+		nil:              "-",
+		{Path: "a.yaml"}: "a.yaml",
+		{Path: "a.yaml", Line: 2, Commit: "0123456789abcdef0123456789abcdef01234567"}: "a.yaml:2@0123456789ab",
+	} {
+		if got := locationString(l); got != want {
+			t.Errorf("locationString(%+v) = %q, want %q", l, got, want)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package cluster reads a live cluster into the inventory. It owns the
-// paginated LISTs through typed client-go clients, the choice of how
-// Secrets are read (as a metadata-only Table by default, so that no value
-// crosses the wire), and the translation of client-go failures into
+// paginated LISTs through typed client-go clients (Load), the informers
+// that keep the same resources cached for the daemon (Watcher), the choice
+// of how Secrets are read (as a metadata-only Table by default, so that no
+// value crosses the wire), and the translation of client-go failures into
 // keyhole's terms: a resource that cannot be listed becomes a
 // source.Problem that says what the analysis lacks, and only a cluster that
 // cannot be reached at all fails the load, with one line that says why.
@@ -24,8 +25,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/source"
@@ -66,12 +70,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	switch o.SecretsVia {
-	case "":
-		o.SecretsVia = SecretsViaTable
-	case SecretsViaTable, SecretsViaFull:
-	default:
-		return o, fmt.Errorf("unknown way to read Secrets %q: want %q or %q", o.SecretsVia, SecretsViaTable, SecretsViaFull)
+	var err error
+	if o.SecretsVia, err = secretsVia(o.SecretsVia); err != nil {
+		return o, err
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize
@@ -85,10 +86,22 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// secretsVia checks a way to read Secrets, SecretsViaTable when empty.
+func secretsVia(via string) (string, error) {
+	switch via {
+	case "":
+		return SecretsViaTable, nil
+	case SecretsViaTable, SecretsViaFull:
+		return via, nil
+	}
+	return "", fmt.Errorf("unknown way to read Secrets %q: want %q or %q", via, SecretsViaTable, SecretsViaFull)
+}
+
 // Location is where every object read by Load comes from.
 var Location = inventory.Location{Layer: "cluster"}
 
-// resource is one LIST that Load makes.
+// resource is one kind the analysis needs: what Load lists and what the
+// Watcher watches.
 type resource struct {
 	// name is the resource as RBAC names it, e.g. "pods".
 	name string
@@ -101,114 +114,112 @@ type resource struct {
 	// which may hard-code them), so that its error text is vetted and never
 	// logged.
 	valueBearing bool
-	pages        func(c kubernetes.Interface, o Options) pageFunc
+	// api reads the resource. Load and the Watcher both take it from
+	// here, so that what is listed and what is watched cannot drift apart.
+	api func(c kubernetes.Interface, secretsVia string) api
 }
 
-// resources is every LIST the analysis needs, with what is lost without it.
+// resources is every resource the analysis needs, listed by Load and
+// watched by the Watcher, with what is lost without it.
 var resources = []resource{
 	{name: "namespaces", kind: "Namespace",
 		impact: "Namespaces not inventoried: namespace labels and owners missing from findings",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().Namespaces().List, func(l *corev1.NamespaceList) []corev1.Namespace { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.NamespaceList] {
+			return c.CoreV1().Namespaces()
+		}, func(l *corev1.NamespaceList) []corev1.Namespace { return l.Items }, trimNamespace)},
 	{name: "secrets", kind: "Secret", valueBearing: true,
 		impact: "Secrets not inventoried: no reader analysis possible",
-		pages: func(c kubernetes.Interface, o Options) pageFunc {
-			if o.SecretsVia == SecretsViaFull {
-				return secretFullPages(c)
-			}
-			return secretTablePages(c.CoreV1().RESTClient())
-		}},
+		api:    secretsAPI},
 	{name: "serviceaccounts", kind: "ServiceAccount",
 		impact: "ServiceAccounts not inventoried: workload identities and legacy token Secrets not tied to accounts",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().ServiceAccounts("").List, func(l *corev1.ServiceAccountList) []corev1.ServiceAccount { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.ServiceAccountList] {
+			return c.CoreV1().ServiceAccounts("")
+		}, func(l *corev1.ServiceAccountList) []corev1.ServiceAccount { return l.Items }, nil)},
 	{name: "roles", kind: "Role",
 		impact: "RBAC incomplete: readers granted through Roles may be missing",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.RbacV1().Roles("").List, func(l *rbacv1.RoleList) []rbacv1.Role { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*rbacv1.RoleList] {
+			return c.RbacV1().Roles("")
+		}, func(l *rbacv1.RoleList) []rbacv1.Role { return l.Items }, nil)},
 	{name: "clusterroles", kind: "ClusterRole",
 		impact: "RBAC incomplete: readers granted through ClusterRoles may be missing",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.RbacV1().ClusterRoles().List, func(l *rbacv1.ClusterRoleList) []rbacv1.ClusterRole { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*rbacv1.ClusterRoleList] {
+			return c.RbacV1().ClusterRoles()
+		}, func(l *rbacv1.ClusterRoleList) []rbacv1.ClusterRole { return l.Items }, nil)},
 	{name: "rolebindings", kind: "RoleBinding",
 		impact: "RBAC incomplete: readers bound in namespaces may be missing",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.RbacV1().RoleBindings("").List, func(l *rbacv1.RoleBindingList) []rbacv1.RoleBinding { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*rbacv1.RoleBindingList] {
+			return c.RbacV1().RoleBindings("")
+		}, func(l *rbacv1.RoleBindingList) []rbacv1.RoleBinding { return l.Items }, nil)},
 	{name: "clusterrolebindings", kind: "ClusterRoleBinding",
 		impact: "RBAC incomplete: readers bound cluster-wide may be missing",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.RbacV1().ClusterRoleBindings().List, func(l *rbacv1.ClusterRoleBindingList) []rbacv1.ClusterRoleBinding { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*rbacv1.ClusterRoleBindingList] {
+			return c.RbacV1().ClusterRoleBindings()
+		}, func(l *rbacv1.ClusterRoleBindingList) []rbacv1.ClusterRoleBinding { return l.Items }, nil)},
 	{name: "pods", kind: "Pod", valueBearing: true,
 		impact: "Pods not inventoried: Secret use by bare Pods (env injection, mounted tokens, references) not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().Pods("").List, func(l *corev1.PodList) []corev1.Pod { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.PodList] {
+			return c.CoreV1().Pods("")
+		}, func(l *corev1.PodList) []corev1.Pod { return l.Items }, trimPod)},
 	{name: "deployments", kind: "Deployment", valueBearing: true,
 		impact: "Secret use by Deployments not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.AppsV1().Deployments("").List, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*appsv1.DeploymentList] {
+			return c.AppsV1().Deployments("")
+		}, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items }, trimDeployment)},
 	{name: "replicasets", kind: "ReplicaSet", valueBearing: true,
 		impact: "Secret use by ReplicaSets not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.AppsV1().ReplicaSets("").List, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*appsv1.ReplicaSetList] {
+			return c.AppsV1().ReplicaSets("")
+		}, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items }, trimReplicaSet)},
 	{name: "statefulsets", kind: "StatefulSet", valueBearing: true,
 		impact: "Secret use by StatefulSets not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.AppsV1().StatefulSets("").List, func(l *appsv1.StatefulSetList) []appsv1.StatefulSet { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*appsv1.StatefulSetList] {
+			return c.AppsV1().StatefulSets("")
+		}, func(l *appsv1.StatefulSetList) []appsv1.StatefulSet { return l.Items }, trimStatefulSet)},
 	{name: "daemonsets", kind: "DaemonSet", valueBearing: true,
 		impact: "Secret use by DaemonSets not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.AppsV1().DaemonSets("").List, func(l *appsv1.DaemonSetList) []appsv1.DaemonSet { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*appsv1.DaemonSetList] {
+			return c.AppsV1().DaemonSets("")
+		}, func(l *appsv1.DaemonSetList) []appsv1.DaemonSet { return l.Items }, trimDaemonSet)},
 	{name: "jobs", kind: "Job", valueBearing: true,
 		impact: "Secret use by Jobs not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.BatchV1().Jobs("").List, func(l *batchv1.JobList) []batchv1.Job { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*batchv1.JobList] {
+			return c.BatchV1().Jobs("")
+		}, func(l *batchv1.JobList) []batchv1.Job { return l.Items }, trimJob)},
 	{name: "cronjobs", kind: "CronJob", valueBearing: true,
 		impact: "Secret use by CronJobs not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.BatchV1().CronJobs("").List, func(l *batchv1.CronJobList) []batchv1.CronJob { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*batchv1.CronJobList] {
+			return c.BatchV1().CronJobs("")
+		}, func(l *batchv1.CronJobList) []batchv1.CronJob { return l.Items }, trimCronJob)},
 	{name: "replicationcontrollers", kind: "ReplicationController", valueBearing: true,
 		impact: "Secret use by ReplicationControllers not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().ReplicationControllers("").List, func(l *corev1.ReplicationControllerList) []corev1.ReplicationController { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.ReplicationControllerList] {
+			return c.CoreV1().ReplicationControllers("")
+		}, func(l *corev1.ReplicationControllerList) []corev1.ReplicationController { return l.Items }, trimReplicationController)},
 	{name: "configmaps", kind: "ConfigMap", valueBearing: true,
 		impact: "ConfigMaps not inventoried: credentials kept outside Secrets not found",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().ConfigMaps("").List, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.ConfigMapList] {
+			return c.CoreV1().ConfigMaps("")
+		}, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items }, nil)},
 	{name: "nodes", kind: "Node",
 		impact: "Nodes not inventoried: access to Secrets through nodes not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().Nodes().List, func(l *corev1.NodeList) []corev1.Node { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.NodeList] {
+			return c.CoreV1().Nodes()
+		}, func(l *corev1.NodeList) []corev1.Node { return l.Items }, trimNode)},
 	{name: "ingresses", kind: "Ingress",
 		impact: "Ingresses not inventoried: TLS Secret references not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.NetworkingV1().Ingresses("").List, func(l *networkingv1.IngressList) []networkingv1.Ingress { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*networkingv1.IngressList] {
+			return c.NetworkingV1().Ingresses("")
+		}, func(l *networkingv1.IngressList) []networkingv1.Ingress { return l.Items }, trimIngress)},
 	{name: "persistentvolumeclaims", kind: "PersistentVolumeClaim",
 		impact: "PersistentVolumeClaims not inventoried: volumes bound to workloads not traced to their Secrets",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().PersistentVolumeClaims("").List, func(l *corev1.PersistentVolumeClaimList) []corev1.PersistentVolumeClaim { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.PersistentVolumeClaimList] {
+			return c.CoreV1().PersistentVolumeClaims("")
+		}, func(l *corev1.PersistentVolumeClaimList) []corev1.PersistentVolumeClaim { return l.Items }, trimPersistentVolumeClaim)},
 	{name: "persistentvolumes", kind: "PersistentVolume",
 		impact: "PersistentVolumes not inventoried: Secret references of volume drivers not analysed",
-		pages: func(c kubernetes.Interface, _ Options) pageFunc {
-			return typedPages(c.CoreV1().PersistentVolumes().List, func(l *corev1.PersistentVolumeList) []corev1.PersistentVolume { return l.Items })
-		}},
+		api: typed(func(c kubernetes.Interface) typedClient[*corev1.PersistentVolumeList] {
+			return c.CoreV1().PersistentVolumes()
+		}, func(l *corev1.PersistentVolumeList) []corev1.PersistentVolume { return l.Items }, trimPersistentVolume)},
 }
 
 // Impact returns what the analysis lacks when resource (e.g. "pods")
@@ -259,7 +270,7 @@ func Load(ctx context.Context, cfg *rest.Config, b *inventory.Builder, opts Opti
 				lctx = withoutLogging(ctx)
 			}
 			sem <- struct{}{}
-			objs, err := listAll(lctx, r.pages(cs, opts), opts.PageSize)
+			objs, err := listAll(lctx, r.api(cs, opts.SecretsVia).pages, opts.PageSize)
 			<-sem // free the slot before waiting for the adding goroutine
 			results <- result{res: r, objs: objs, err: err}
 		})
@@ -273,21 +284,11 @@ func Load(ctx context.Context, cfg *rest.Config, b *inventory.Builder, opts Opti
 	var problems []source.Problem
 	for res := range results {
 		if res.err != nil {
-			problems = append(problems, source.Problem{
-				Source:   "cluster",
-				Location: Location,
-				Resource: res.res.name,
-				Message:  "list " + res.res.name + ": " + listReason(res.err, res.res.valueBearing),
-				Impact:   res.res.impact,
-			})
+			problems = append(problems, res.res.problem("list "+res.res.name+": "+listReason(res.err, res.res.valueBearing)))
 			continue
 		}
 		for _, o := range res.objs {
-			if _, _, err := b.Add(o, Location); err != nil {
-				source.Count(&cov.Ignored, res.res.kind)
-				continue
-			}
-			source.Count(&cov.Objects, res.res.kind)
+			res.res.add(b, &cov, o)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -295,6 +296,22 @@ func Load(ctx context.Context, cfg *rest.Config, b *inventory.Builder, opts Opti
 	}
 	source.SortProblems(problems)
 	return cov, problems, nil
+}
+
+// problem reports the resource as missing from the analysis, with message
+// saying why (for example "list pods: forbidden: …").
+func (r *resource) problem(message string) source.Problem {
+	return source.Problem{Source: "cluster", Location: Location, Resource: r.name, Message: message, Impact: r.impact}
+}
+
+// add puts one object of the resource into b and counts it in cov, as read
+// or as ignored.
+func (r *resource) add(b *inventory.Builder, cov *source.Coverage, obj any) {
+	if _, _, err := b.Add(obj, Location); err != nil {
+		source.Count(&cov.Ignored, r.kind)
+		return
+	}
+	source.Count(&cov.Objects, r.kind)
 }
 
 // checkReachable makes one cheap request, GET /version, so that a cluster
@@ -385,6 +402,56 @@ func isExpired(err error) bool {
 	}
 	var st apierrors.APIStatus
 	return errors.As(err, &st) && st.Status().Code == 410
+}
+
+// api is how one resource is read: in pages by Load, and listed and
+// watched by the Watcher's informer.
+type api struct {
+	pages pageFunc
+	// list and watch serve the informer's reflector. list returns one page
+	// of the options' Limit and Continue: the reflector pages.
+	list  func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	// object is of the type watch delivers, for the reflector's check.
+	object runtime.Object
+	// transform trims each object before the informer caches it.
+	transform cache.TransformFunc
+}
+
+// typedClient is the part of a typed client-go client that reads.
+type typedClient[L any] interface {
+	List(context.Context, metav1.ListOptions) (L, error)
+	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+// typed makes the api of a resource that a typed client reads. trim
+// removes, from each object the Watcher caches, what the analysis does not
+// read (see transform.go); nil keeps everything but the metadata trimMeta
+// drops. Load does not trim: it keeps nothing for long.
+func typed[T any, P interface {
+	*T
+	metav1.Object
+	runtime.Object
+}, L interface {
+	metav1.ListInterface
+	runtime.Object
+}](client func(kubernetes.Interface) typedClient[L], items func(L) []T, trim func(P)) func(kubernetes.Interface, string) api {
+	return func(c kubernetes.Interface, _ string) api {
+		cl := client(c)
+		return api{
+			pages: typedPages[T, P](cl.List, items),
+			list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				l, err := cl.List(ctx, o)
+				if err != nil {
+					return nil, err
+				}
+				return l, nil
+			},
+			watch:     cl.Watch,
+			object:    P(new(T)),
+			transform: trimmer(trim),
+		}
+	}
 }
 
 // typedPages adapts a typed client's List to a pageFunc. managedFields are

@@ -34,6 +34,7 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/source"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
+	"github.com/keyhole-sec/keyhole/internal/testlog"
 )
 
 // canary is the Secret value that must never leave the API server's
@@ -439,17 +440,7 @@ func TestLoadLogsNoValues(t *testing.T) {
 	must[*corev1.Secret](t)(c.CoreV1().Secrets("kh-log").Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "s"}, Data: map[string][]byte{"k": []byte(strings.Repeat(canary, 10))}}, metav1.CreateOptions{}))
 
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	var logs bytes.Buffer
-	klog.SetOutput(&logs)
-	klog.LogToStderr(false)
-	_ = fs.Set("v", "10")
-	t.Cleanup(func() {
-		_ = fs.Set("v", "0")
-		klog.LogToStderr(true)
-		klog.SetOutput(os.Stderr)
-	})
+	logs := testlog.Klog(t, 10)
 	for _, via := range []string{SecretsViaTable, SecretsViaFull} {
 		inv, _, problems := load(t, cp.Config, Options{SecretsVia: via})
 		klog.Flush()

@@ -157,6 +157,10 @@ func listReason(err error, valueBearing bool) string {
 		s := st.Status()
 		msg := oneLine(s.Message)
 		switch {
+		case valueBearing && decodedByClient(s):
+			// Not the server's words: client-go's account of a watch
+			// event it could not decode, which may quote the event.
+			return "the server's answer could not be read"
 		case s.Reason == metav1.StatusReasonForbidden || s.Code == 403:
 			if i := strings.Index(msg, " is forbidden: "); i >= 0 {
 				msg = msg[i+len(" is forbidden: "):]
@@ -180,6 +184,20 @@ func listReason(err error, valueBearing bool) string {
 		return "the server's answer could not be read"
 	}
 	return oneLine(err.Error())
+}
+
+// decodedByClient reports a Status that client-go made up for a watch
+// event it could not decode.
+func decodedByClient(s metav1.Status) bool {
+	if s.Details == nil {
+		return false
+	}
+	for _, c := range s.Details.Causes {
+		if c.Type == "ClientWatchDecoding" {
+			return true
+		}
+	}
+	return false
 }
 
 // oneLine folds whitespace runs, newlines included, into single spaces and

@@ -198,10 +198,11 @@ func TestSecretsFromTable(t *testing.T) {
 		meta("partial", `{"f:data":{"f:a":{}}}`, nil),
 		meta("nomf", "", nil),
 	)
-	objs, next, err := secretsFromTable([]byte(table))
+	l, err := decodeSecretTable([]byte(table), &tableColumns{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	objs, next := l.inventory(), l.Continue
 	if next != "next" || len(objs) != 4 {
 		t.Fatalf("continue %q, %d objects", next, len(objs))
 	}
@@ -236,7 +237,7 @@ func TestSecretsFromTable(t *testing.T) {
 	}
 
 	noType := strings.Replace(table, `{"name":"Type","type":"string"},`, "", 1)
-	if _, _, err := secretsFromTable([]byte(noType)); !errors.Is(err, errNoTypeColumn) {
+	if _, err := decodeSecretTable([]byte(noType), &tableColumns{}); !errors.Is(err, errNoTypeColumn) {
 		t.Errorf("without a Type column: err = %v", err)
 	}
 }

@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/keyhole-sec/keyhole/internal/analysis"
+	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/gitscan"
+	"github.com/keyhole-sec/keyhole/internal/source/git"
+)
+
+// DefaultGitInterval is how often a mounted repository is checked for
+// new commits.
+const DefaultGitInterval = 10 * time.Minute
+
+// repoNameRE is what a repository's name may be: it is a metric label, so
+// a short identifier, never a path or a URL.
+var repoNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+
+// Git configures the scan of a repository mounted into the pod (by the
+// git-sync sidecar, usually).
+type Git struct {
+	// Path is the repository's directory.
+	Path string
+	// Name is the repository's short name, the repo label of
+	// keyhole_git_plaintext_secrets: never the path or the remote's URL.
+	Name string
+	// Interval is how often the repository is checked for new commits;
+	// DefaultGitInterval when 0.
+	Interval time.Duration
+}
+
+func (g Git) withDefaults() (Git, error) {
+	if g.Path == "" {
+		return g, errors.New("--git-repo: no path")
+	}
+	if !repoNameRE.MatchString(g.Name) {
+		return g, fmt.Errorf("--git-repo-name %q: want a short lower-case name (letters, digits, '.', '_', '-'), not a path or URL", g.Name)
+	}
+	if g.Interval <= 0 {
+		g.Interval = DefaultGitInterval
+	}
+	return g, nil
+}
+
+// gitLoop scans the repository's whole history at once, then every
+// interval when its refs moved, and hands each scan to the analysis. A
+// scan reads every commit again rather than only the new ones: whether a
+// value is still at HEAD, and which commit removed it, can change for any
+// value, old ones included, and a history scan is seconds even for tens of
+// thousands of commits (benchmarks.md). An unchanged repository costs one
+// `git for-each-ref` (git.RefsState). A failed scan keeps the previous one and is logged;
+// the analysis then says nothing new about the repository until a scan
+// succeeds.
+func (d *daemon) gitLoop(ctx context.Context) {
+	cfg := d.opts.Git
+	// Values are told apart by HMAC under a key that never leaves this
+	// process, so no digest is ever exported.
+	key := make([]byte, gitscan.MinKeyLen)
+	if _, err := rand.Read(key); err != nil {
+		d.log.Error("no random key for the git scan; the repository is not scanned", "err", err)
+		return
+	}
+	last := ""
+	failing := false
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	for {
+		state, err := git.RefsState(ctx, cfg.Path)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				d.log.Error("cannot read the git repository; its last scan stands", "repo", cfg.Name, "err", err)
+			}
+			failing = true
+		case state != last:
+			start := time.Now()
+			in, err := audit.Git(ctx, cfg.Path, audit.GitOptions{
+				Options: git.Options{History: true, Branches: git.BranchesAll},
+				Key:     key,
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				if !failing {
+					d.log.Error("git scan failed; its last scan stands", "repo", cfg.Name, "err", err)
+				}
+				failing = true
+				break
+			}
+			if failing {
+				d.log.Info("git repository readable again", "repo", cfg.Name)
+			}
+			failing = false
+			last = state
+			in.Target = cfg.Name
+			d.git.Store(in)
+			d.log.Info("git history scanned", "repo", cfg.Name, "commits", in.Result.Commits, "blobs", in.Result.Blobs,
+				"findings", len(in.Result.Findings), "took", time.Since(start).Round(time.Millisecond))
+			d.markChanged()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// gitInput is the latest scan, or nil.
+func (d *daemon) gitInput() *analysis.GitInput { return d.git.Load() }

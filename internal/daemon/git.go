@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"time"
 
@@ -44,6 +45,13 @@ func (g Git) withDefaults() (Git, error) {
 	}
 	if g.Interval <= 0 {
 		g.Interval = DefaultGitInterval
+	}
+	// A path that is not there at all is a typo, not a sidecar that has
+	// yet to clone: fail at start. A directory that is not a repository
+	// yet (git-sync's first clone still running) is retried every
+	// interval.
+	if info, err := os.Stat(g.Path); err != nil || !info.IsDir() {
+		return g, fmt.Errorf("--git-repo %s: not a directory", g.Path)
 	}
 	return g, nil
 }

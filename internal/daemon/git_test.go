@@ -69,3 +69,27 @@ func testGitRepo(t *testing.T, cp *testenv.ControlPlane) {
 		}
 	}
 }
+
+// TestGitOptions refuses, before anything starts, a repository name that
+// would put a path or URL in a label, and a path that does not exist.
+func TestGitOptions(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		g  Git
+		ok bool
+	}{
+		{Git{Path: dir, Name: "gitops"}, true},
+		{Git{Path: dir, Name: "https://example.com/org/repo.git"}, false},
+		{Git{Path: dir, Name: "/srv/repo"}, false},
+		{Git{Path: dir, Name: ""}, false},
+		{Git{Path: filepath.Join(dir, "missing"), Name: "gitops"}, false},
+	} {
+		got, err := c.g.withDefaults()
+		if (err == nil) != c.ok {
+			t.Errorf("%+v: error %v, want ok=%v", c.g, err, c.ok)
+		}
+		if err == nil && got.Interval != DefaultGitInterval {
+			t.Errorf("%+v: interval %s, want the default", c.g, got.Interval)
+		}
+	}
+}

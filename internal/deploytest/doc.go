@@ -1,0 +1,9 @@
+// Package deploytest proves the shipped manifests against the real control
+// plane. Its tests render deploy/kustomize with kubectl's built-in
+// kustomize, have kube-apiserver validate every rendering with a
+// server-side dry run (Pod Security admission included), hold the
+// ClusterRole to the resources the daemon's informers watch, and run
+// keyhole serve under exactly the shipped RBAC, as the shipped
+// ServiceAccount, requiring no forbidden resource. The package has no code
+// of its own: it exists for its tests.
+package deploytest

@@ -301,6 +301,9 @@ func TestShippedManifests(t *testing.T) {
 	admin := []string{"--kubeconfig", cp.KubeconfigPath}
 
 	t.Run("server dry run", func(t *testing.T) {
+		// The example overlay includes the monitoring component, whose
+		// ServiceMonitor and PrometheusRule need the operator's CRDs.
+		installOperatorCRDs(t, kc, admin)
 		for _, dir := range []string{base, overlay} {
 			t.Run(filepath.Base(dir), func(t *testing.T) {
 				objs := objects(t, render(t, kc, dir))

@@ -554,7 +554,8 @@ func TestConcurrentRequests(t *testing.T) {
 		api.users[name+"-token"] = authenticationv1.UserInfo{Username: name, Groups: []string{"g"}}
 		api.allowed[name] = name != "d"
 	}
-	f := New(api.cs, Options{Logger: debugLogger(&testlog.Buffer{})})
+	// Unbounded reviews: this test is about races, not the rate limit.
+	f := New(api.cs, Options{Logger: debugLogger(&testlog.Buffer{}), ReviewsPerSecond: -1})
 	f.cache = newCache(2)
 	h := f.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, ok := UserFrom(r.Context()); !ok || u.Name == "d" {
@@ -582,4 +583,24 @@ func TestConcurrentRequests(t *testing.T) {
 	if n := f.cache.len(); n > 2 {
 		t.Errorf("cache grew to %d entries past its bound of 2", n)
 	}
+}
+
+// TestReviewRateLimit: past the bound, uncached tokens get 429 without a
+// review reaching the API server, while a cached caller still gets in.
+func TestReviewRateLimit(t *testing.T) {
+	e := newUnitEnv(t, Options{CacheTTL: time.Minute, ReviewsPerSecond: 1}) // burst 2
+	e.api.users["alice-token"] = authenticationv1.UserInfo{Username: "alice"}
+	e.api.allowed["alice"] = true
+	wantStatus(t, e.do(t, "Bearer alice-token"), http.StatusOK)            // 1st review, cached
+	wantStatus(t, e.do(t, "Bearer "+canaryToken), http.StatusUnauthorized) // 2nd review
+	rec := e.do(t, "Bearer "+canaryToken)
+	wantStatus(t, rec, http.StatusTooManyRequests)
+	if rec.Header().Get("Retry-After") == "" {
+		t.Errorf("429 without Retry-After")
+	}
+	wantStatus(t, e.do(t, "Bearer alice-token"), http.StatusOK) // from the cache
+	if tr, _ := e.api.counts(); tr != 2 {
+		t.Errorf("%d TokenReviews, want 2: the limited request must not reach the API server", tr)
+	}
+	e.assertNoToken(t, canaryToken)
 }

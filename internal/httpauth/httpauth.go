@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +39,10 @@ const (
 	// delegated authenticator and authorizer (k8s.io/apiserver), so a
 	// revoked grant lingers here no longer than in an aggregated apiserver.
 	DefaultCacheTTL = 10 * time.Second
+	// DefaultReviewsPerSecond bounds the reviews of uncached tokens, with
+	// a burst of twice as many: far above what scrapers and people need,
+	// far below what would load an API server.
+	DefaultReviewsPerSecond = 20
 )
 
 const (
@@ -78,6 +83,12 @@ type Options struct {
 	// or a binding removed within the TTL keeps working until it ends.
 	// Denials are never cached: see Filter.
 	CacheTTL time.Duration
+	// ReviewsPerSecond bounds the reviews sent to the API server for
+	// tokens the cache does not answer: 0 means DefaultReviewsPerSecond,
+	// a negative value no bound. Past it, callers get 429: anyone who
+	// reaches the port can send random tokens, and each would otherwise
+	// cost the API server a TokenReview.
+	ReviewsPerSecond float64
 	// Logger receives decisions (Debug, Info for 403) and API failures
 	// (Error, at most once a minute per kind). Nil means slog.Default().
 	// The token is never logged.
@@ -104,6 +115,7 @@ type Filter struct {
 
 	cache    *cache
 	failures *throttle
+	reviews  *rate.Limiter
 	now      func() time.Time // replaced in tests
 }
 
@@ -126,6 +138,12 @@ func New(client kubernetes.Interface, opts Options) *Filter {
 		cache:     newCache(maxCacheEntries),
 		failures:  newThrottle(failureLogInterval),
 		now:       time.Now,
+	}
+	switch rps := cmp.Or(opts.ReviewsPerSecond, DefaultReviewsPerSecond); {
+	case rps > 0:
+		f.reviews = rate.NewLimiter(rate.Limit(rps), int(max(1, 2*rps)))
+	default:
+		f.reviews = rate.NewLimiter(rate.Inf, 0)
 	}
 	if f.ttl == 0 {
 		f.ttl = DefaultCacheTTL
@@ -183,6 +201,11 @@ func (f *Filter) Wrap(next http.Handler) http.Handler {
 		var apiErr *apiFailure
 		switch {
 		case err == nil:
+		case errors.Is(err, errTooManyReviews):
+			f.log.Debug("httpauth: review rate limit reached", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			return
 		case errors.As(err, &forbidden):
 			f.log.Info("httpauth: forbidden", "user", u.Name, "verb", f.verb, "resource", f.qualifiedResource(),
 				"evaluation_error", redact(forbidden.evaluationError, token), "remote", r.RemoteAddr, "path", r.URL.Path)
@@ -254,6 +277,9 @@ func (f *Filter) decide(ctx context.Context, token string) (User, error) {
 			return u, nil
 		}
 	}
+	if !f.reviews.Allow() {
+		return User{}, errTooManyReviews
+	}
 	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
 	defer cancel()
 	u, err := f.authenticate(ctx, token)
@@ -270,6 +296,10 @@ func (f *Filter) decide(ctx context.Context, token string) (User, error) {
 }
 
 var errUnauthenticated = errors.New("the API server did not authenticate the token")
+
+// errTooManyReviews refuses a request when the reviews' rate limit is
+// reached: the caller may retry, the API server is spared.
+var errTooManyReviews = errors.New("too many requests to verify: try again in a second")
 
 func (f *Filter) authenticate(ctx context.Context, token string) (User, error) {
 	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{

@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: all build demo test test-short control-plane graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
+.PHONY: all build demo test test-short control-plane promtool graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
 
 all: build
 
@@ -25,7 +25,7 @@ demo: build
 
 ## test: every test, including the integration tests against a real kube-apiserver (built on first run)
 ## The differential test runs verbose, so that the number of triples it checked is printed.
-test: control-plane graphviz
+test: control-plane promtool graphviz
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/differential)
 	$(GO) test -count=1 -v ./internal/differential/
 
@@ -36,6 +36,10 @@ test-short: graphviz
 ## control-plane: build etcd, kube-apiserver, kube-controller-manager and kubectl from the Go module proxy (cached)
 control-plane:
 	@bash internal/testenv/build-control-plane.sh
+
+## promtool: build promtool from the Go module proxy (cached), for the alert rule tests in internal/deploytest
+promtool:
+	@bash internal/deploytest/build-promtool.sh
 
 ## graphviz: Graphviz's dot, which the test of explain's DOT output runs; installed from Debian when missing and we may (root, apt-get)
 graphviz:

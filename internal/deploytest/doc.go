@@ -4,6 +4,12 @@
 // server-side dry run (Pod Security admission included), hold the
 // ClusterRole to the resources the daemon's informers watch, and run
 // keyhole serve under exactly the shipped RBAC, as the shipped
-// ServiceAccount, requiring no forbidden resource. The package has no code
-// of its own: it exists for its tests.
+// ServiceAccount, requiring no forbidden resource. It also holds the
+// monitoring artefacts to the code: the alert rules (dashboards/alerts.yaml)
+// pass promtool's checks and unit tests and equal the shipped
+// PrometheusRule, the ServiceMonitor matches the Service, and every query
+// of the Grafana dashboard parses and uses only metrics of
+// internal/metrics's Catalog. promtool comes from build-promtool.sh
+// (`make promtool`). The package has no code of its own: it exists for its
+// tests.
 package deploytest

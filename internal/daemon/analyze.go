@@ -18,6 +18,10 @@ import (
 type snapshot struct {
 	report *report.Report
 	at     time.Time
+	// empty is set when no object at all could be read from the
+	// cluster (it was unreachable, or every LIST forbidden): the report
+	// then holds only errors, and the replica is not ready.
+	empty bool
 }
 
 // report is the latest report, or nil before the first analysis.
@@ -120,5 +124,5 @@ func (d *daemon) analyze(now time.Time) (snap *snapshot, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{report: rep, at: now}, nil
+	return &snapshot{report: rep, at: now, empty: len(cov.Objects) == 0}, nil
 }

@@ -445,3 +445,27 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestNotReadyWithoutACluster: a daemon whose apiserver cannot be reached
+// analyses (its report says why) but is not ready, and says so.
+func TestNotReadyWithoutACluster(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	must(t, l.Close()) // nothing listens there now
+	cfg := &rest.Config{Host: "https://" + addr, BearerToken: "x", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	d := startInProcess(t, cfg, nil)
+	eventually(t, 30*time.Second, "the first analysis", func() (bool, string) {
+		return strings.Contains(d.logs.String(), "analysis done"), "no analysis yet"
+	})
+	code, body, err := get(d.url("/readyz"), "")
+	must(t, err)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "nothing could be read") {
+		t.Errorf("readyz: %d %s, want 503 saying nothing could be read", code, body)
+	}
+	fams, _, err := scrape(d.url("/metrics"))
+	must(t, err)
+	if v, ok := fams.value("keyhole_source_up", map[string]string{"resource": "secrets"}); !ok || v != 0 {
+		t.Errorf("keyhole_source_up{resource=secrets} = %v (present %v), want 0", v, ok)
+	}
+}

@@ -103,14 +103,21 @@ func (s *server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// serveReady is 200 once the first analysis is published: a replica that
-// has not analysed yet has nothing to say.
+// serveReady is 200 once an analysis of something read from the cluster
+// is published: a replica that has not analysed yet, or could read
+// nothing at all (the apiserver unreachable since it started), has
+// nothing to say. A replica that was ready stays ready when the
+// apiserver goes away: the informers keep what they had listed, so the
+// reports go on covering it, and keyhole_source_up says what is missing.
 func (d *daemon) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if d.latest.Load() == nil {
+	switch s := d.latest.Load(); {
+	case s == nil:
 		writeText(w, http.StatusServiceUnavailable, "not ready: the first analysis has not finished")
-		return
+	case s.empty:
+		writeText(w, http.StatusServiceUnavailable, "not ready: nothing could be read from the cluster yet (keyhole_source_up and the logs say why)")
+	default:
+		writeText(w, http.StatusOK, "ok")
 	}
-	writeText(w, http.StatusOK, "ok")
 }
 
 func (d *daemon) serveReport(w http.ResponseWriter, r *http.Request) {

@@ -278,5 +278,10 @@ func (d *daemon) setLeader(leader bool) {
 }
 
 // exporting says whether this replica exports findings metrics: only the
-// leader, and only once it has a report.
-func (d *daemon) exporting() bool { return d.leader.Load() && d.latest.Load() != nil }
+// leader, and only once it has a report of something it could read. An
+// empty world's zeros would resolve every alert while keyhole sees
+// nothing; no series at all lets the alerts on keyhole itself speak.
+func (d *daemon) exporting() bool {
+	s := d.latest.Load()
+	return d.leader.Load() && s != nil && !s.empty
+}

@@ -469,3 +469,25 @@ func TestNotReadyWithoutACluster(t *testing.T) {
 		t.Errorf("keyhole_source_up{resource=secrets} = %v (present %v), want 0", v, ok)
 	}
 }
+
+// TestExportingNeedsSomethingRead: the leader exports findings only from a
+// report of something read; an empty world's zeros would resolve alerts.
+func TestExportingNeedsSomethingRead(t *testing.T) {
+	d := &daemon{}
+	d.leader.Store(true)
+	if d.exporting() {
+		t.Errorf("exporting before any analysis")
+	}
+	d.latest.Store(&snapshot{report: &report.Report{}, empty: true})
+	if d.exporting() {
+		t.Errorf("exporting a report of nothing read")
+	}
+	d.latest.Store(&snapshot{report: &report.Report{}})
+	if !d.exporting() {
+		t.Errorf("the leader does not export a report of what it read")
+	}
+	d.leader.Store(false)
+	if d.exporting() {
+		t.Errorf("a follower exports")
+	}
+}

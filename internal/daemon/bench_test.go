@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 	"github.com/keyhole-sec/keyhole/internal/synthetic"
 	"github.com/keyhole-sec/keyhole/internal/synthetic/seed"
@@ -74,12 +75,12 @@ func BenchmarkServe(b *testing.B) {
 	}
 
 	var rows []serveBenchRow
-	probe := 0
+	probes := 0
 	for _, via := range []string{cluster.SecretsViaTable, cluster.SecretsViaFull} {
 		b.Run("via="+via, func(b *testing.B) {
 			var row serveBenchRow
 			for b.Loop() {
-				row = runServeBench(b, bin, cp, c, via, target, &probe)
+				row = runServeBench(b, bin, cp, c, via, target, &probes)
 			}
 			b.ReportMetric(row.ready.Seconds(), "ready-s")
 			b.ReportMetric(row.latency.Seconds(), "latency-s")
@@ -115,7 +116,7 @@ func serveBenchTable(rows []serveBenchRow) string {
 
 // runServeBench runs one keyhole serve through start, three binding
 // changes and a scrape, and stops it.
-func runServeBench(b *testing.B, bin string, cp *testenv.ControlPlane, c kubernetes.Interface, via string, target *corev1.Secret, probe *int) serveBenchRow {
+func runServeBench(b *testing.B, bin string, cp *testenv.ControlPlane, c kubernetes.Interface, via string, target *corev1.Secret, probes *int) serveBenchRow {
 	b.Helper()
 	row := serveBenchRow{via: via}
 	start := time.Now()
@@ -125,8 +126,8 @@ func runServeBench(b *testing.B, bin string, cp *testenv.ControlPlane, c kuberne
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 		b.Logf("%s stopped: %v", r.name, <-r.done)
 	}()
-	eventually(b, 30*time.Minute, "ready", func() (bool, string) {
-		code, _, err := get(r.url("/readyz"), "")
+	probe.Eventually(b, 30*time.Minute, "ready", func() (bool, string) {
+		code, _, err := probe.Get(r.url("/readyz"), "")
 		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %v", code, err)
 	})
 	row.ready = time.Since(start)
@@ -138,11 +139,11 @@ func runServeBench(b *testing.B, bin string, cp *testenv.ControlPlane, c kuberne
 		fams, _, err := scrape(r.url("/metrics"))
 		must(b, err)
 		before, _ := fams.value("keyhole_secret_readers", labels)
-		*probe++
-		name := fmt.Sprintf("latency-probe-%d", *probe)
+		*probes++
+		name := fmt.Sprintf("latency-probe-%d", *probes)
 		changed := time.Now()
 		grantRead(b, c, target, name)
-		eventually(b, 30*time.Minute, "the new reader on /metrics", func() (bool, string) {
+		probe.Eventually(b, 30*time.Minute, "the new reader on /metrics", func() (bool, string) {
 			fams, _, err := scrape(r.url("/metrics"))
 			if err != nil {
 				return false, err.Error()

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
 )
@@ -153,8 +154,8 @@ func must(t testing.TB, err error) {
 
 func waitReady(t *testing.T, d *inProcess) {
 	t.Helper()
-	eventually(t, 60*time.Second, "readyz", func() (bool, string) {
-		code, body, err := get(d.url("/readyz"), "")
+	probe.Eventually(t, 60*time.Second, "readyz", func() (bool, string) {
+		code, body, err := probe.Get(d.url("/readyz"), "")
 		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
 	})
 }
@@ -186,7 +187,7 @@ func testBindingChange(ctx context.Context, t *testing.T, c kubernetes.Interface
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-db"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: eve}},
 	}))
-	took := eventually(t, 10*time.Second, "eve's read in the metrics", func() (bool, string) {
+	took := probe.Eventually(t, 10*time.Second, "eve's read in the metrics", func() (bool, string) {
 		fams, _, err := scrape(d.url("/metrics"))
 		if err != nil {
 			return false, err.Error()
@@ -198,7 +199,7 @@ func testBindingChange(ctx context.Context, t *testing.T, c kubernetes.Interface
 	t.Logf("a RoleBinding reached /metrics in %s", took.Round(10*time.Millisecond))
 
 	must(t, c.RbacV1().RoleBindings(ns).Delete(ctx, "eve-reads-db", metav1.DeleteOptions{}))
-	eventually(t, 10*time.Second, "eve's read gone from the metrics", func() (bool, string) {
+	probe.Eventually(t, 10*time.Second, "eve's read gone from the metrics", func() (bool, string) {
 		fams, _, err := scrape(d.url("/metrics"))
 		if err != nil {
 			return false, err.Error()
@@ -222,7 +223,7 @@ func testReportAuth(t *testing.T, cp *testenv.ControlPlane, d *inProcess) {
 		{"no grant", tokenOf(cp, stranger), http.StatusForbidden},
 		{"granted", tokenOf(cp, reporter), http.StatusOK},
 	} {
-		code, body, err := get(d.url(ReportPath), c.token)
+		code, body, err := probe.Get(d.url(ReportPath), c.token)
 		must(t, err)
 		if code != c.want {
 			t.Errorf("%s: status %d, want %d: %.200s", c.name, code, c.want, body)
@@ -250,7 +251,7 @@ func testReportAuth(t *testing.T, cp *testenv.ControlPlane, d *inProcess) {
 func testNoValue(t *testing.T, cp *testenv.ControlPlane, d *inProcess) {
 	_, metricsBody, err := scrape(d.url("/metrics"))
 	must(t, err)
-	code, reportBody, err := get(d.url(ReportPath), tokenOf(cp, reporter))
+	code, reportBody, err := probe.Get(d.url(ReportPath), tokenOf(cp, reporter))
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("report: %d %v", code, err)
 	}
@@ -297,7 +298,7 @@ func testForbiddenPods(ctx context.Context, t *testing.T, cp *testenv.ControlPla
 	if _, ok := fams.value("keyhole_secret_exposure_score", secretLabels); !ok {
 		t.Errorf("no exposure score for %s/%s without pods", ns, secret)
 	}
-	code, body, err := get(d.url(ReportPath), tokenOf(cp, reporter))
+	code, body, err := probe.Get(d.url(ReportPath), tokenOf(cp, reporter))
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("report: %d %v", code, err)
 	}
@@ -334,7 +335,7 @@ func testForbiddenPods(ctx context.Context, t *testing.T, cp *testenv.ControlPla
 // again, with no restart of keyhole.
 func testAPIServerRestart(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, c kubernetes.Interface, d *inProcess) {
 	must(t, cp.StopAPIServer())
-	eventually(t, 60*time.Second, "a source down during the outage", func() (bool, string) {
+	probe.Eventually(t, 60*time.Second, "a source down during the outage", func() (bool, string) {
 		fams, _, err := scrape(d.url("/metrics"))
 		if err != nil {
 			return false, err.Error()
@@ -342,11 +343,11 @@ func testAPIServerRestart(ctx context.Context, t *testing.T, cp *testenv.Control
 		v, ok := fams.value("keyhole_source_up", map[string]string{"resource": "secrets"})
 		return ok && v == 0, fams.labelsOf("keyhole_source_up")
 	})
-	if code, _, err := get(d.url("/readyz"), ""); err != nil || code != http.StatusOK {
+	if code, _, err := probe.Get(d.url("/readyz"), ""); err != nil || code != http.StatusOK {
 		t.Errorf("readyz during the outage: %d %v, want 200 (the last report stands)", code, err)
 	}
 	must(t, cp.StartAPIServer(ctx))
-	eventually(t, 90*time.Second, "every source up after the restart", func() (bool, string) {
+	probe.Eventually(t, 90*time.Second, "every source up after the restart", func() (bool, string) {
 		fams, _, err := scrape(d.url("/metrics"))
 		if err != nil {
 			return false, err.Error()
@@ -367,7 +368,7 @@ func testAPIServerRestart(ctx context.Context, t *testing.T, cp *testenv.Control
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-db"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: eve}},
 	}))
-	eventually(t, 20*time.Second, "a change after the restart in the metrics", func() (bool, string) {
+	probe.Eventually(t, 20*time.Second, "a change after the restart in the metrics", func() (bool, string) {
 		fams, _, err := scrape(d.url("/metrics"))
 		if err != nil {
 			return false, err.Error()
@@ -403,7 +404,7 @@ func testWebConfig(t *testing.T, cp *testenv.ControlPlane) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	eventually(t, 60*time.Second, "a TLS scrape with basic auth", func() (bool, string) {
+	probe.Eventually(t, 60*time.Second, "a TLS scrape with basic auth", func() (bool, string) {
 		code, body := scrapeTLS("prometheus", "scrape-pass")
 		return code == http.StatusOK && strings.Contains(body, "keyhole_build_info"), fmt.Sprintf("%d %.100s", code, body)
 	})
@@ -413,7 +414,7 @@ func testWebConfig(t *testing.T, cp *testenv.ControlPlane) {
 	if code, _ := scrapeTLS("prometheus", "wrong"); code != http.StatusUnauthorized {
 		t.Errorf("wrong password: %d, want 401", code)
 	}
-	if code, _, err := get(d.url("/metrics"), ""); err == nil && code == http.StatusOK {
+	if code, _, err := probe.Get(d.url("/metrics"), ""); err == nil && code == http.StatusOK {
 		t.Errorf("a plain-HTTP scrape succeeded on a TLS port")
 	}
 }
@@ -455,10 +456,10 @@ func TestNotReadyWithoutACluster(t *testing.T) {
 	must(t, l.Close()) // nothing listens there now
 	cfg := &rest.Config{Host: "https://" + addr, BearerToken: "x", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 	d := startInProcess(t, cfg, nil)
-	eventually(t, 30*time.Second, "the first analysis", func() (bool, string) {
+	probe.Eventually(t, 30*time.Second, "the first analysis", func() (bool, string) {
 		return strings.Contains(d.logs.String(), "analysis done"), "no analysis yet"
 	})
-	code, body, err := get(d.url("/readyz"), "")
+	code, body, err := probe.Get(d.url("/readyz"), "")
 	must(t, err)
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "nothing could be read") {
 		t.Errorf("readyz: %d %s, want 503 saying nothing could be read", code, body)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func testGitRepo(t *testing.T, cp *testenv.ControlPlane) {
 	})
 	waitForGit := func(present, history float64) {
 		t.Helper()
-		eventually(t, 30*time.Second, "keyhole_git_plaintext_secrets", func() (bool, string) {
+		probe.Eventually(t, 30*time.Second, "keyhole_git_plaintext_secrets", func() (bool, string) {
 			fams, _, err := scrape(d.url("/metrics"))
 			if err != nil {
 				return false, err.Error()

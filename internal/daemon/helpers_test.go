@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
 
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/testlog"
 )
 
@@ -77,30 +77,11 @@ func startInProcess(t *testing.T, cfg *rest.Config, edit func(*Options)) *inProc
 
 func (d *inProcess) url(path string) string { return "http://" + d.addr + path }
 
-// get fetches url with an optional bearer token.
-func get(url, token string) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
-}
-
 // families are one scrape, by metric name.
 type families map[string]*dto.MetricFamily
 
 func scrape(url string) (families, []byte, error) {
-	code, body, err := get(url, "")
+	code, body, err := probe.Get(url, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,23 +164,4 @@ func (f families) labelsOf(name string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
-}
-
-// eventually polls cond every 100 ms until it holds or timeout passes,
-// and returns how long it took. cond's string says what it saw last, for
-// the failure message.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	last := ""
-	for time.Since(start) < timeout {
-		ok, seen := cond()
-		if ok {
-			return time.Since(start)
-		}
-		last = seen
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-	return 0
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
 	"github.com/keyhole-sec/keyhole/internal/testlog"
 )
@@ -62,7 +63,7 @@ func startReplica(t testing.TB, name, bin string, args ...string) *replica {
 			t.Logf("%s logs:\n%s", name, r.logs)
 		}
 	})
-	eventually(t, 30*time.Second, name+" listening", func() (bool, string) {
+	probe.Eventually(t, 30*time.Second, name+" listening", func() (bool, string) {
 		m := listeningRe.FindStringSubmatch(r.logs.String())
 		if m == nil {
 			return false, r.logs.String()
@@ -108,11 +109,11 @@ func testReplicas(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, c
 	replicas := []*replica{startReplica(t, "replica-a", bin, args...), startReplica(t, "replica-b", bin, args...)}
 
 	var leader, follower *replica
-	eventually(t, 60*time.Second, "one leader exporting findings, one follower exporting none", func() (bool, string) {
+	probe.Eventually(t, 60*time.Second, "one leader exporting findings, one follower exporting none", func() (bool, string) {
 		leader, follower = nil, nil
 		seen := ""
 		for _, r := range replicas {
-			code, _, err := get(r.url("/readyz"), "")
+			code, _, err := probe.Get(r.url("/readyz"), "")
 			if err != nil || code != http.StatusOK {
 				return false, fmt.Sprintf("%s not ready: %d %v", r.name, code, err)
 			}
@@ -136,7 +137,7 @@ func testReplicas(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, c
 	}
 	t.Logf("%s after SIGKILL: %v", leader.name, <-leader.done)
 	killed := time.Now()
-	eventually(t, 30*time.Second, follower.name+" takes over", func() (bool, string) {
+	probe.Eventually(t, 30*time.Second, follower.name+" takes over", func() (bool, string) {
 		lead, n, err := follower.leading()
 		return err == nil && lead && n > 0, fmt.Sprintf("leader=%v findings=%d err=%v", lead, n, err)
 	})

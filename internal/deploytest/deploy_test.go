@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/keyhole-sec/keyhole/internal/daemon"
+	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
 	"github.com/keyhole-sec/keyhole/internal/testlog"
@@ -429,13 +430,13 @@ func TestShippedManifests(t *testing.T) {
 		}
 		url := "http://" + addr
 
-		eventually(t, 60*time.Second, "/readyz 200", func() (bool, string) {
-			code, body, err := get(url+"/readyz", "")
+		probe.Eventually(t, 60*time.Second, "/readyz 200", func() (bool, string) {
+			code, body, err := probe.Get(url+"/readyz", "")
 			return code == http.StatusOK, string(body) + errString(err)
 		})
 		resources := watched(t)
-		eventually(t, 30*time.Second, "every source up and this replica leading", func() (bool, string) {
-			code, body, err := get(url+"/metrics", "")
+		probe.Eventually(t, 30*time.Second, "every source up and this replica leading", func() (bool, string) {
+			code, body, err := probe.Get(url+"/metrics", "")
 			if err != nil || code != http.StatusOK {
 				return false, string(body) + errString(err)
 			}
@@ -471,12 +472,12 @@ func TestShippedManifests(t *testing.T) {
 		for _, u := range cp.Users {
 			tokens[u.Name] = u.Token
 		}
-		if code, body, err := get(url+"/api/v1/report", tokens["alice"]); err != nil || code != http.StatusOK {
+		if code, body, err := probe.Get(url+"/api/v1/report", tokens["alice"]); err != nil || code != http.StatusOK {
 			t.Errorf("GET /api/v1/report as alice: %d %v: %s", code, err, body)
 		} else if !bytes.Contains(body, []byte(`"db"`)) || bytes.Contains(body, []byte("KEYHOLE-CANARY")) {
 			t.Errorf("the report lacks Secret default/db, or holds its value:\n%s", body)
 		}
-		if code, body, err := get(url+"/api/v1/report", tokens["bob"]); err != nil || code != http.StatusForbidden {
+		if code, body, err := probe.Get(url+"/api/v1/report", tokens["bob"]); err != nil || code != http.StatusForbidden {
 			t.Errorf("GET /api/v1/report as bob: %d %v, want 403: %s", code, err, body)
 		}
 
@@ -496,44 +497,9 @@ func TestShippedManifests(t *testing.T) {
 	})
 }
 
-// get fetches url with an optional bearer token.
-func get(url, token string) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
-}
-
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
 	return " " + err.Error()
-}
-
-// eventually polls cond every 100 ms until it holds or timeout passes.
-// cond's string says what it saw last, for the failure message.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
 }

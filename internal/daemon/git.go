@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -46,12 +47,12 @@ func (g Git) withDefaults() (Git, error) {
 	if g.Interval <= 0 {
 		g.Interval = DefaultGitInterval
 	}
-	// A path that is not there at all is a typo, not a sidecar that has
-	// yet to clone: fail at start. A directory that is not a repository
-	// yet (git-sync's first clone still running) is retried every
-	// interval.
-	if info, err := os.Stat(g.Path); err != nil || !info.IsDir() {
-		return g, fmt.Errorf("--git-repo %s: not a directory", g.Path)
+	// A path whose directory is not there at all is a typo: fail at
+	// start. The path itself may not exist yet (git-sync links it after
+	// its first clone), nor be a repository yet: it is retried every
+	// interval, and said once.
+	if info, err := os.Stat(filepath.Dir(filepath.Clean(g.Path))); err != nil || !info.IsDir() {
+		return g, fmt.Errorf("--git-repo %s: its directory %s does not exist", g.Path, filepath.Dir(filepath.Clean(g.Path)))
 	}
 	return g, nil
 }
@@ -76,8 +77,6 @@ func (d *daemon) gitLoop(ctx context.Context) {
 	}
 	last := ""
 	failing := false
-	tick := time.NewTicker(cfg.Interval)
-	defer tick.Stop()
 	for {
 		state, err := git.RefsState(ctx, cfg.Path)
 		switch {
@@ -115,13 +114,22 @@ func (d *daemon) gitLoop(ctx context.Context) {
 				"findings", len(in.Result.Findings), "took", time.Since(start).Round(time.Millisecond))
 			d.markChanged()
 		}
+		// A repository that cannot be read yet (git-sync's first clone
+		// still running) is tried again soon, not an interval later.
+		wait := cfg.Interval
+		if failing {
+			wait = min(wait, gitRetry)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
 }
+
+// gitRetry is how soon a repository that could not be read is tried again.
+const gitRetry = 15 * time.Second
 
 // gitInput is the latest scan, or nil.
 func (d *daemon) gitInput() *analysis.GitInput { return d.git.Load() }

@@ -83,7 +83,9 @@ func TestGitOptions(t *testing.T) {
 		{Git{Path: dir, Name: "https://example.com/org/repo.git"}, false},
 		{Git{Path: dir, Name: "/srv/repo"}, false},
 		{Git{Path: dir, Name: ""}, false},
-		{Git{Path: filepath.Join(dir, "missing"), Name: "gitops"}, false},
+		// Not cloned yet (git-sync links it after its first clone).
+		{Git{Path: filepath.Join(dir, "repo"), Name: "gitops"}, true},
+		{Git{Path: filepath.Join(dir, "missing", "repo"), Name: "gitops"}, false},
 	} {
 		got, err := c.g.withDefaults()
 		if (err == nil) != c.ok {

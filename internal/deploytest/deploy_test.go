@@ -210,8 +210,17 @@ func TestDeploymentShape(t *testing.T) {
 			if pod.ServiceAccountName != serviceAccount || pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
 				t.Errorf("pod runs as %q with automount %v, want %q with its token", pod.ServiceAccountName, pod.AutomountServiceAccountToken, serviceAccount)
 			}
-			if len(pod.Containers) != 1 {
-				t.Fatalf("%d containers, want 1", len(pod.Containers))
+			// keyhole itself, and the git-sync sidecar where an overlay
+			// adds the component; nothing else.
+			if len(pod.Containers) == 0 || pod.Containers[0].Name != "keyhole" {
+				t.Fatalf("the first container is not keyhole: %d containers", len(pod.Containers))
+			}
+			for _, extra := range pod.Containers[1:] {
+				if extra.Name != "git-sync" {
+					t.Errorf("unexpected container %q", extra.Name)
+					continue
+				}
+				checkGitSync(t, pod)
 			}
 			c := pod.Containers[0]
 			for _, a := range []string{"serve", "--leader-elect", "--web.listen-address=:9090"} {
@@ -236,23 +245,11 @@ func TestDeploymentShape(t *testing.T) {
 			}
 			probe(c.ReadinessProbe, "/readyz", "readiness")
 			probe(c.LivenessProbe, "/healthz", "liveness")
-			sc := c.SecurityContext
-			switch {
-			case sc == nil:
-				t.Fatal("no container securityContext")
-			case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
-				t.Error("root filesystem is writable")
-			case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
-				t.Error("privilege escalation allowed")
-			case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != 65532:
-				t.Error("not run as the non-root user 65532")
-			case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
-				t.Errorf("capabilities %+v, want drop ALL", sc.Capabilities)
-			case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
-				t.Error("seccomp profile is not RuntimeDefault")
+			if c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil || *c.SecurityContext.RunAsUser != 65532 {
+				t.Error("keyhole does not run as the distroless non-root user 65532")
 			}
-			if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
-				t.Error("no memory request and limit")
+			for _, c := range pod.Containers {
+				checkHardened(t, c)
 			}
 
 			// An overlay's namespace must reach the bindings' subjects,
@@ -502,4 +499,55 @@ func errString(err error) string {
 		return ""
 	}
 	return " " + err.Error()
+}
+
+// checkHardened requires of a container what goes beyond Pod Security's
+// restricted level: a read-only root, no escalation, a non-root user,
+// every capability dropped, RuntimeDefault seccomp and a memory limit.
+func checkHardened(t *testing.T, c corev1.Container) {
+	t.Helper()
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Errorf("%s: no securityContext", c.Name)
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Errorf("%s: root filesystem is writable", c.Name)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Errorf("%s: privilege escalation allowed", c.Name)
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Errorf("%s: not run as a non-root user", c.Name)
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
+		t.Errorf("%s: capabilities %+v, want drop ALL", c.Name, sc.Capabilities)
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("%s: seccomp profile is not RuntimeDefault", c.Name)
+	}
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: no memory request and limit", c.Name)
+	}
+}
+
+// checkGitSync requires the git-sync component's wiring: a full-history
+// clone (--depth=0, or deleted values would be missed) into a volume that
+// keyhole reads, read-only, as its --git-repo.
+func checkGitSync(t *testing.T, pod corev1.PodSpec) {
+	t.Helper()
+	keyhole, sync := pod.Containers[0], pod.Containers[1]
+	if !slices.Contains(sync.Args, "--depth=0") || !slices.Contains(sync.Args, "--root=/git") || !slices.Contains(sync.Args, "--link=repo") {
+		t.Errorf("git-sync args %v, want --depth=0 (full history), --root=/git, --link=repo", sync.Args)
+	}
+	if !slices.Contains(keyhole.Args, "--git-repo=/git/repo") {
+		t.Errorf("keyhole args %v lack --git-repo=/git/repo", keyhole.Args)
+	}
+	mount := func(c corev1.Container) *corev1.VolumeMount {
+		for i := range c.VolumeMounts {
+			if c.VolumeMounts[i].MountPath == "/git" {
+				return &c.VolumeMounts[i]
+			}
+		}
+		return nil
+	}
+	k, g := mount(keyhole), mount(sync)
+	if k == nil || g == nil || k.Name != g.Name || !k.ReadOnly || g.ReadOnly {
+		t.Errorf("/git mounts: keyhole %+v, git-sync %+v; want one volume, read-only for keyhole", k, g)
+	}
 }

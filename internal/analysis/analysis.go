@@ -96,6 +96,7 @@ func Run(in Input, opts Options) *report.Report {
 	a.secrets(res)
 	a.workloads(in, ix, res)
 	a.git(in.Git)
+	a.recommend()
 	a.checkIgnoreAnnotations()
 	// After every analyzer: the config's rule overrides, then the baseline.
 	a.applyOverrides()
@@ -109,6 +110,9 @@ type analyzer struct {
 	inv    *inventory.Inventory
 	opts   Options
 	report *report.Report
+	// gitOnly are the committed objects that leaked a value and are no
+	// Secret of the report.
+	gitOnly gitObjects
 }
 
 func (a *analyzer) add(rule string, obj inventory.Ref, message string, discriminator ...string) {
@@ -323,9 +327,8 @@ func (a *analyzer) secrets(res *paths.Result) {
 				Principals: as.Principals,
 				Top:        subjects(as.Top),
 			},
-			Recommendation: recommend(*as),
-			ManagedBy:      managedBy(s),
-			Location:       a.location(s.Ref()),
+			ManagedBy: managedBy(s),
+			Location:  a.location(s.Ref()),
 		}
 		for _, reason := range as.Reasons {
 			rs.Exposure.Reasons = append(rs.Exposure.Reasons, reason.Text)
@@ -335,20 +338,6 @@ func (a *analyzer) secrets(res *paths.Result) {
 		out = append(out, rs)
 	}
 	a.report.Secrets = out
-}
-
-// recommend gives a preliminary remediation target from the exposure alone
-// (documented under "recommendation" in docs/report-format.md); a fuller
-// recommendation needs what git and workloads say of the Secret.
-func recommend(a exposure.Assessment) report.Recommendation {
-	switch {
-	case a.Severity >= finding.High:
-		return report.Recommendation{Target: "vault", Reason: "readable beyond its namespace: narrow RBAC now, and serve the credential from Vault so that a read yields a short-lived lease, not a standing secret"}
-	case a.Severity == finding.Medium:
-		return report.Recommendation{Target: "none", Reason: "readable by many principals: narrow the RoleBindings in its namespace"}
-	default:
-		return report.Recommendation{Target: "none", Reason: "exposure limited to expected readers and its own namespace"}
-	}
 }
 
 func subject(s rbac.Subject) report.Subject {

@@ -3,6 +3,7 @@ package analysis
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -82,9 +83,16 @@ func (a *analyzer) git(in *GitInput) {
 	}
 	for i := range res.Findings {
 		f := &res.Findings[i]
-		a.report.Findings = append(a.report.Findings, a.gitFinding(in, f))
-		if s := secrets[clusterSecret(f.Leak.Object)]; s != nil && !f.Leak.Placeholder {
+		rf := a.gitFinding(in, f)
+		a.report.Findings = append(a.report.Findings, rf)
+		if f.Leak.Placeholder {
+			continue
+		}
+		if s := secrets[clusterSecret(f.Leak.Object)]; s != nil {
 			markGit(s, f.PresentAtHead)
+		} else if rf.Suppressed == nil {
+			// An exempted object (a test fixture) gets no recommendation.
+			a.gitOnly.add(f)
 		}
 	}
 	if in.LiveValues != nil {
@@ -330,4 +338,28 @@ func anyAtHead(fs []*git.Finding) bool {
 		}
 	}
 	return false
+}
+
+// gitObjects are the committed objects that leaked a value and are no
+// Secret of the report (an audit of a repository alone, a chart's values,
+// a generator), in the order of their first leak, each with its key names
+// and that first leak: they get a recommendation too (see recommend).
+type gitObjects struct {
+	order []inventory.Ref
+	keys  map[inventory.Ref][]string
+	first map[inventory.Ref]*git.Finding
+}
+
+func (g *gitObjects) add(f *git.Finding) {
+	obj := f.Leak.Object
+	if g.first == nil {
+		g.keys, g.first = map[inventory.Ref][]string{}, map[inventory.Ref]*git.Finding{}
+	}
+	if _, ok := g.first[obj]; !ok {
+		g.order = append(g.order, obj)
+		g.first[obj] = f
+	}
+	if f.Leak.Key != "" && !slices.Contains(g.keys[obj], f.Leak.Key) {
+		g.keys[obj] = append(g.keys[obj], f.Leak.Key)
+	}
 }

@@ -57,7 +57,7 @@ func TestGitFingerprint(t *testing.T) {
 	base := leakAt("deploy/db.yaml", dbRef, "password", "v1", 7, "c1", true)
 	fp := func(f git.Finding) string {
 		t.Helper()
-		fs := runGit(t, &GitInput{Result: &git.Result{Findings: []git.Finding{f}}}).Findings
+		fs := findingsOf(runGit(t, &GitInput{Result: &git.Result{Findings: []git.Finding{f}}}), f.Leak.Rule)
 		if len(fs) != 1 {
 			t.Fatalf("findings %+v", fs)
 		}
@@ -178,5 +178,63 @@ func TestGitDeterministic(t *testing.T) {
 	want := render(fs)
 	if got := render([]git.Finding{fs[2], fs[1], fs[0]}); got != want {
 		t.Errorf("order changes the report:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestGitRecommendation: a Secret of the report that leaked into git gets
+// Sealed Secrets (static configuration) with a rotate action; a committed
+// object that is no Secret of the report gets KH501 at its place in git;
+// a placeholder recommends nothing.
+func TestGitRecommendation(t *testing.T) {
+	flags := inventory.Ref{Kind: "Secret", Namespace: "a", Name: "flags"}
+	gitOnlyDB := inventory.Ref{Kind: "Secret", Namespace: "b", Name: "orders-db"}
+	gitOnlyFlags := inventory.Ref{Kind: "Secret", Namespace: "b", Name: "banner"}
+	placeholder := leakAt("deploy/tmpl.yaml", inventory.Ref{Kind: "Secret", Namespace: "b", Name: "template"}, "motd", "changeme", 3, "c4", true)
+	placeholder.Leak.Placeholder, placeholder.Leak.Rule = true, finding.PlaceholderSecretInGit
+	gi := &GitInput{Result: &git.Result{Findings: []git.Finding{
+		leakAt("deploy/flags.yaml", flags, "flags.json", "on", 5, "c1", false),
+		leakAt("deploy/orders.yaml", gitOnlyDB, "password", "pw", 9, "c2", true),
+		leakAt("deploy/orders.yaml", gitOnlyDB, "username", "orders", 8, "c2", true),
+		leakAt("deploy/banner.yaml", gitOnlyFlags, "motd", "hello", 4, "c3", true),
+		placeholder,
+	}}}
+	live := &corev1.Secret{ObjectMeta: meta(flags.Namespace, flags.Name), StringData: map[string]string{"flags.json": "KEYHOLE-CANARY"}}
+	r := runGit(t, gi, live)
+
+	if len(r.Secrets) != 1 {
+		t.Fatalf("secrets %+v", r.Secrets)
+	}
+	rec := r.Secrets[0].Recommendation
+	if rec.Target != "sealed-secrets" || rec.Rule != "plaintext-in-git" || len(rec.Actions) != 1 || rec.Actions[0].ID != "rotate" {
+		t.Errorf("recommendation of the committed live Secret: %+v", rec)
+	}
+	got := map[string]report.Finding{}
+	for _, f := range findingsOf(r, finding.MigrationSuggested) {
+		got[f.Object.String()] = f
+	}
+	want := map[string]struct{ target, path string }{
+		"Secret/a/flags":     {"Sealed Secrets", ""},
+		"Secret/b/orders-db": {"Vault", "deploy/orders.yaml"},
+		"Secret/b/banner":    {"Sealed Secrets", "deploy/banner.yaml"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("KH501 on %v, want on %v", keys(got), want)
+	}
+	for obj, w := range want {
+		f, ok := got[obj]
+		if !ok {
+			t.Errorf("no KH501 on %s", obj)
+			continue
+		}
+		if !strings.Contains(f.Message, "should move to "+w.target+" (") {
+			t.Errorf("KH501 on %s: %q does not recommend %s", obj, f.Message, w.target)
+		}
+		path := ""
+		if f.Location != nil {
+			path = f.Location.Path
+		}
+		if path != w.path {
+			t.Errorf("KH501 on %s located at %q, want %q", obj, path, w.path)
+		}
 	}
 }

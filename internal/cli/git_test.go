@@ -67,10 +67,12 @@ func leakyRepo(t *testing.T) (r *gittest.Repo, first string) {
 	return r, first
 }
 
+// gitFindings are the findings of the git rules (KH3xx), by rule, path
+// and key.
 func gitFindings(r *report.Report) map[string]report.Finding {
 	out := map[string]report.Finding{}
 	for _, f := range r.Findings {
-		if f.Location != nil {
+		if f.Location != nil && strings.HasPrefix(f.Rule, "KH3") {
 			out[f.Rule+" "+f.Location.Path+" "+f.Key] = f
 		}
 	}
@@ -125,6 +127,24 @@ func TestGitAudit(t *testing.T) {
 	}
 	if rep.Summary.Secrets != 0 || rep.Summary.FindingsByRule["KH301"] != 2 || rep.Summary.FindingsByRule["KH303"] != 1 {
 		t.Errorf("summary %+v", rep.Summary)
+	}
+	// Each committed object that leaked gets a recommendation (KH501),
+	// located where git holds it: the database credential goes to Vault,
+	// the token to Sealed Secrets.
+	moves := map[string]string{}
+	for _, f := range rep.Findings {
+		if f.Rule == "KH501" && f.Location != nil {
+			moves[f.Object.String()+" "+f.Location.Path] = f.Message
+		}
+	}
+	for obj, target := range map[string]string{
+		"Secret/payments/db deploy/db.yaml":      "should move to Vault (dynamic-credential)",
+		"ConfigMap/payments/app deploy/app.yaml": "should move to Vault (dynamic-credential)",
+		"Secret/payments/old deploy/old.yaml":    "should move to Sealed Secrets (plaintext-in-git)",
+	} {
+		if !strings.Contains(moves[obj], target) {
+			t.Errorf("KH501 on %s: %q, want %q (all: %v)", obj, moves[obj], target, moves)
+		}
 	}
 
 	// The threshold applies to git findings as to any other.
@@ -548,8 +568,8 @@ func TestGitFindingJSONShape(t *testing.T) {
 	var raw struct {
 		Findings []map[string]json.RawMessage `json:"findings"`
 	}
-	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw.Findings) != 1 {
-		t.Fatalf("%v: %s", err, out)
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw.Findings) != 2 || string(raw.Findings[0]["rule"]) != `"KH301"` {
+		t.Fatalf("%v: want KH301 and its recommendation (KH501): %s", err, out)
 	}
 	var loc map[string]any
 	if err := json.Unmarshal(raw.Findings[0]["location"], &loc); err != nil {

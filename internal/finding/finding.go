@@ -89,6 +89,8 @@ const (
 	UnusedSecret              = "KH410"
 	StaleSecret               = "KH411"
 	LiveSecretValueInGit      = "KH412"
+
+	MigrationSuggested = "KH501"
 )
 
 var catalog = []Rule{
@@ -137,6 +139,9 @@ var catalog = []Rule{
 		"The Secret's data has not changed for longer than the rotation limit, so a leaked copy stays valid."},
 	{LiveSecretValueInGit, "Live Secret value found in git history", Critical,
 		"The value the Secret holds now is in the repository, readable by everyone who can clone it: rotate it now."},
+
+	{MigrationSuggested, "Secret should move to Sealed Secrets or Vault", Info,
+		"Where the value lives adds to its exposure: a plaintext manifest in git, a credential that never rotates, a value every reader of etcd-backed Secrets can read. The recommendation names the target and why."},
 }
 
 // Catalog returns every rule, sorted by id.

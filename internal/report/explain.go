@@ -259,6 +259,12 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 	for _, reason := range s.Exposure.Reasons {
 		line("  - %s", printable(reason))
 	}
+	if rec := s.Recommendation; rec.Target != "" {
+		line("recommendation: %s (%s, rule %s): %s", printable(rec.Target), printable(rec.Status), printable(rec.Rule), printable(rec.Reason))
+		for _, a := range rec.Actions {
+			line("  - %s: %s", printable(a.ID), printable(a.Text))
+		}
+	}
 	if len(s.Readers) == 0 {
 		line("\nNo subject can read this Secret.")
 		return ew.err

@@ -187,13 +187,22 @@ func mdSecrets(secrets []Secret) string {
 		fmt.Fprintf(&b, "The %d highest scores of %d Secrets.\n\n", markdownTopSecrets, len(top))
 		top = top[:markdownTopSecrets]
 	}
-	b.WriteString("| Secret | Severity | Score | Principals | Most exposed to |\n| --- | --- | ---: | ---: | --- |\n")
+	b.WriteString("| Secret | Severity | Score | Principals | Most exposed to | Recommendation |\n| --- | --- | ---: | ---: | --- | --- |\n")
 	for _, s := range top {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", mdCodeCell(s.Namespace+"/"+s.Name), mdText(s.Exposure.Severity),
-			s.Exposure.Score, s.Exposure.Principals, mdTopReaders(s))
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", mdCodeCell(s.Namespace+"/"+s.Name), mdText(s.Exposure.Severity),
+			s.Exposure.Score, s.Exposure.Principals, mdTopReaders(s), mdRecommendation(s.Recommendation))
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// mdRecommendation is the target and the reason, as one cell.
+func mdRecommendation(r Recommendation) string {
+	short := r.Short()
+	if r.Status != "suggested" {
+		return mdText(short)
+	}
+	return "**" + mdText(short) + "**: " + mdText(clip(r.Reason, mdMaxMessage))
 }
 
 func mdTopReaders(s Secret) string {

@@ -202,10 +202,46 @@ type Exposure struct {
 	Top []Subject `json:"top,omitempty"`
 }
 
-// Recommendation is the suggested remediation for a Secret.
+// Recommendation is the suggested remediation for a Secret: where its
+// value should live, why, and what else to change. The rules that choose
+// it are internal/remediation's, documented in docs/remediation.md.
 type Recommendation struct {
+	// Target is where the value should live: sealed-secrets, vault,
+	// vault-agent (the Vault Agent injector or the Secrets Store CSI
+	// driver: never in etcd), bound-token, or none.
 	Target string `json:"target"`
+	// Status is suggested (a move or a change is recommended), migrated
+	// (a Sealed Secrets, External Secrets or Vault Secrets Operator
+	// resource writes the Secret) or not-needed.
+	Status string `json:"status"`
+	// Rule names the remediation rule that chose the target.
+	Rule   string `json:"rule"`
 	Reason string `json:"reason"`
+	// Actions are further changes, whatever the target.
+	Actions []Action `json:"actions,omitempty"`
+}
+
+// Short is the recommendation in a word or two, for tables: the target
+// when one is suggested ("vault", "none (narrow-rbac)"), "migrated" or "-".
+func (r Recommendation) Short() string {
+	switch r.Status {
+	case "migrated":
+		return "migrated"
+	case "suggested":
+		if r.Target != "none" || len(r.Actions) == 0 {
+			return r.Target
+		}
+		return r.Target + " (" + r.Actions[0].ID + ")"
+	}
+	return "-"
+}
+
+// Action is one change a Recommendation asks for besides its target.
+type Action struct {
+	// ID is stable: stop-env-injection, rotate, narrow-rbac or
+	// keep-out-of-etcd.
+	ID   string `json:"id"`
+	Text string `json:"text"`
 }
 
 // SecretGit summarises what git holds of a Secret.

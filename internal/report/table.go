@@ -28,7 +28,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(r.Secrets) > 0 {
 		ew.printf("\nSECRETS\n")
 		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAMESPACE\tSECRET\tTYPE\tSEVERITY\tSCORE\tREADERS\tMOST EXPOSED TO")
+		fmt.Fprintln(tw, "NAMESPACE\tSECRET\tTYPE\tSEVERITY\tSCORE\tREADERS\tRECOMMENDATION\tMOST EXPOSED TO")
 		lastNS := ""
 		for _, s := range r.Secrets {
 			ns := s.Namespace
@@ -37,11 +37,12 @@ func WriteTable(w io.Writer, r *Report) error {
 			} else {
 				lastNS = ns
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", ns, s.Name, s.Type, s.Exposure.Severity, s.Exposure.Score, len(s.Readers), topReaders(s))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", ns, s.Name, s.Type, s.Exposure.Severity, s.Exposure.Score, len(s.Readers), s.Recommendation.Short(), topReaders(s))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		writeRecommendations(ew, r.Secrets)
 	}
 
 	if len(r.Findings) > 0 {
@@ -89,6 +90,26 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 	ew.printf("\nAuthorizers: %s\n", r.Coverage.Authorizers)
 	return ew.err
+}
+
+// writeRecommendations lists, per Secret with a suggestion, the target and
+// the reason, then each further action.
+func writeRecommendations(ew *errWriter, secrets []Secret) {
+	header := false
+	for _, s := range secrets {
+		rec := s.Recommendation
+		if rec.Status != "suggested" {
+			continue
+		}
+		if !header {
+			ew.printf("\nRECOMMENDATIONS (docs/remediation.md)\n")
+			header = true
+		}
+		ew.printf("  %s/%s: %s: %s\n", s.Namespace, s.Name, rec.Short(), rec.Reason)
+		for _, a := range rec.Actions {
+			ew.printf("    - %s: %s\n", a.ID, a.Text)
+		}
+	}
 }
 
 func topReaders(s Secret) string {

@@ -453,3 +453,13 @@ func fields(v string) []field {
 	}
 	return out
 }
+
+// IsCredentialName reports whether a key or variable name says it holds a
+// credential (…PASSWORD, …TOKEN, …SECRET, …API_KEY, a kubeconfig's
+// client-key-data), by the same reading of its last word as Detect.
+func IsCredentialName(name string) bool { return nameClass(name) != noCredential }
+
+// NameWords splits a name into lower-case words at punctuation and
+// camelCase boundaries, as Detect reads names: "DB_PASSWORD" → [db
+// password], "clientSecret" → [client secret].
+func NameWords(name string) []string { return words(name) }

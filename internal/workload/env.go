@@ -145,3 +145,30 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// EnvInjections counts, for each Secret, the containers that take any of
+// its keys as environment variables (env valueFrom.secretKeyRef or
+// envFrom.secretRef), over the same specifications as KH201: a
+// Deployment's container counts once, not once per replica.
+func EnvInjections(inv *inventory.Inventory) map[inventory.Ref]int {
+	out := map[inventory.Ref]int{}
+	for _, s := range envSpecs(podSpecs(inv)) {
+		for _, c := range containers(s.spec) {
+			names := map[string]bool{}
+			for _, e := range c.env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					names[e.ValueFrom.SecretKeyRef.Name] = true
+				}
+			}
+			for _, from := range c.envFrom {
+				if from.SecretRef != nil {
+					names[from.SecretRef.Name] = true
+				}
+			}
+			for name := range names {
+				out[inventory.Ref{Kind: "Secret", Namespace: s.ref.Namespace, Name: name}]++
+			}
+		}
+	}
+	return out
+}

@@ -63,18 +63,11 @@ func Analyze(inv *inventory.Inventory, opts Options) []finding.Result {
 		a.serviceAccounts[nsName{sa.Namespace, sa.Name}] = sa
 	}
 	a.specs = podSpecs(inv)
-	for _, s := range a.specs {
-		switch {
-		case s.top:
-			a.envSecrets(s)
-			a.envCredentials(s)
+	for _, s := range envSpecs(a.specs) {
+		a.envSecrets(s)
+		a.envCredentials(s)
+		if !s.ephemeralOnly {
 			a.automountedToken(s)
-		case s.ref.Kind == "Pod" && len(s.spec.EphemeralContainers) > 0:
-			// Ephemeral containers (kubectl debug) are added to one Pod,
-			// never to its owner's template: report them on that Pod.
-			eph := podSpec{ref: s.ref, spec: &corev1.PodSpec{EphemeralContainers: s.spec.EphemeralContainers}, top: true}
-			a.envSecrets(eph)
-			a.envCredentials(eph)
 		}
 	}
 	a.configMapCredentials()
@@ -123,6 +116,9 @@ type podSpec struct {
 	// outermost owner (the Deployment, not its ReplicaSets and their
 	// replicas), since that is where the spec is written and fixed.
 	top bool
+	// ephemeralOnly marks the spec envSpecs makes of a Pod's ephemeral
+	// containers alone.
+	ephemeralOnly bool
 }
 
 // podSpecs returns every pod specification of the inventory, workloads
@@ -139,6 +135,24 @@ func podSpecs(inv *inventory.Inventory) []podSpec {
 	for _, p := range inv.Pods {
 		ref := inventory.Ref{Kind: "Pod", Namespace: p.Namespace, Name: p.Name}
 		out = append(out, podSpec{ref: ref, spec: &p.Spec, top: !ownedBy(p.Namespace, p.OwnerReferences, workloads)})
+	}
+	return out
+}
+
+// envSpecs are the specifications whose environment the rules judge:
+// every outermost one (the Deployment, not its ReplicaSets and their
+// replicas), and for any other Pod the ephemeral containers (kubectl
+// debug) added to it, which are never in its owner's template: reported
+// on that Pod, as a spec holding them alone (ephemeralOnly).
+func envSpecs(specs []podSpec) []podSpec {
+	out := make([]podSpec, 0, len(specs))
+	for _, s := range specs {
+		switch {
+		case s.top:
+			out = append(out, s)
+		case s.ref.Kind == "Pod" && len(s.spec.EphemeralContainers) > 0:
+			out = append(out, podSpec{ref: s.ref, spec: &corev1.PodSpec{EphemeralContainers: s.spec.EphemeralContainers}, top: true, ephemeralOnly: true})
+		}
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -196,5 +197,37 @@ func TestStale(t *testing.T) {
 		if got := len(only(Analyze(build(t, secret), tt.opts), finding.StaleSecret)); got != tt.want {
 			t.Errorf("%s: %d findings, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestEnvInjections counts containers as KH201 reports them: the owner's
+// once (not its replicas), an ephemeral container on its Pod, env and
+// envFrom of one container once, each Secret in its own namespace.
+func TestEnvInjections(t *testing.T) {
+	rs := &appsv1.ReplicaSet{ObjectMeta: meta("a", "web-1"), Spec: appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: envFromSecret("web", "db")}}}
+	replica := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name, OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1"}}},
+			Spec: envFromSecret("web", "db")}
+	}
+	debugged := replica("web-1-y")
+	debugged.Spec.EphemeralContainers = []corev1.EphemeralContainer{{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}},
+	}}
+	both := envFromSecret("worker", "db")
+	both.Containers[0].Env = []corev1.EnvVar{{Name: "API_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
+	both.InitContainers = []corev1.Container{{Name: "migrate", Env: []corev1.EnvVar{{Name: "T", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"}}}}}}
+	job := &batchv1.Job{ObjectMeta: meta("a", "job"), Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: both}}}
+	other := &corev1.Pod{ObjectMeta: meta("b", "p"), Spec: envFromSecret("c", "db")}
+
+	got := EnvInjections(build(t, rs, replica("web-1-x"), debugged, job, other))
+	want := map[inventory.Ref]int{
+		{Kind: "Secret", Namespace: "a", Name: "db"}:  3, // the ReplicaSet's web, the debugger, the Job's worker
+		{Kind: "Secret", Namespace: "a", Name: "api"}: 1,
+		{Kind: "Secret", Namespace: "b", Name: "db"}:  1,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("EnvInjections = %v, want %v", got, want)
 	}
 }

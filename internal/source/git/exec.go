@@ -100,6 +100,15 @@ var baseArgs = []string{
 	"-c", "core.fsmonitor=false",
 	"-c", "log.showSignature=false",
 	"-c", "log.follow=false",
+	// A repository owned by another user is read all the same: a CI
+	// checkout made by the runner's user, or a git-sync volume written
+	// by the sidecar's. git refuses such a "dubious" repository because
+	// its configuration could run programs, and the isolation above
+	// leaves no user configuration in which to list it as safe; but what
+	// keyhole runs (log, cat-file, ls-files, rev-parse) runs no program
+	// the repository's configuration names once fsmonitor and signature
+	// checks are off, no pager, hook, diff driver nor network helper.
+	"-c", "safe.directory=*",
 }
 
 // command prepares a git command run in the repository.

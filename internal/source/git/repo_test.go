@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -216,5 +217,34 @@ func TestSubdirectoryReadsWholeRepository(t *testing.T) {
 		if len(res.Findings) != 2 || res.Findings[0].Path != "sub/dir/inner.yaml" || res.Findings[1].Path != "top.yaml" {
 			t.Errorf("%+v: %s", opts, describe(res))
 		}
+	}
+}
+
+// TestRepositoryOfAnotherOwner: a repository git deems owned by another
+// user (a CI checkout, a git-sync volume) is read, where plain git with
+// the same isolation refuses it as "dubious ownership". git's own test
+// switch stands for the other owner, so the test runs as any user.
+func TestRepositoryOfAnotherOwner(t *testing.T) {
+	r := newTestRepo(t)
+	r.write("s.yaml", secret("s", "password", canary))
+	head := r.commit("one")
+	foreign := append(gitEnv(os.Environ(), false), "GIT_TEST_ASSUME_DIFFERENT_OWNER=1")
+
+	plain := exec.Command("git", "-C", r.dir, "rev-parse", "HEAD")
+	plain.Env = foreign
+	if out, err := plain.CombinedOutput(); err == nil || !strings.Contains(string(out), "dubious ownership") {
+		t.Fatalf("git without keyhole's arguments: %v, %s; want a dubious-ownership refusal, or this test proves nothing", err, out)
+	}
+	rp, err := newRepo(r.dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.env = foreign
+	if _, err := rp.open(context.Background()); err != nil {
+		t.Fatalf("opening the repository: %v", err)
+	}
+	out, err := rp.output(context.Background(), "reading HEAD", "rev-parse", "HEAD")
+	if err != nil || strings.TrimSpace(string(out)) != head {
+		t.Errorf("rev-parse HEAD: %q, %v; want %s", out, err, head)
 	}
 }

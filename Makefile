@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: all build demo test test-short control-plane promtool graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
+.PHONY: image pin-images all build demo test test-short control-plane promtool sealed-secrets graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
 
 all: build
 
@@ -25,7 +25,7 @@ demo: build
 
 ## test: every test, including the integration tests against a real kube-apiserver (built on first run)
 ## The differential test runs verbose, so that the number of triples it checked is printed.
-test: control-plane promtool graphviz
+test: control-plane promtool sealed-secrets graphviz
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/differential)
 	$(GO) test -count=1 -v ./internal/differential/
 
@@ -40,6 +40,10 @@ control-plane:
 ## promtool: build promtool from the Go module proxy (cached), for the alert rule tests in internal/deploytest
 promtool:
 	@bash internal/deploytest/build-promtool.sh
+
+## sealed-secrets: build the Sealed Secrets controller v0.27.1 from the Go module proxy (cached), which the sealing tests run against the control plane
+sealed-secrets:
+	@bash internal/testenv/build-sealed-secrets.sh
 
 ## graphviz: Graphviz's dot, which the test of explain's DOT output runs; installed from Debian when missing and we may (root, apt-get)
 graphviz:
@@ -60,6 +64,15 @@ $(GOLANGCI_LINT):
 	@mkdir -p $(BIN)
 	GOBIN=$(abspath $(BIN)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
+
+## image: build the container image (needs a Docker engine); IMAGE names it
+IMAGE ?= ghcr.io/keyhole-sec/keyhole:$(VERSION)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+## pin-images: pin the Dockerfile's base images to their current digests (needs crane or docker buildx, and the registries)
+pin-images:
+	bash deploy/image/pin-images.sh Dockerfile
 
 ## lint: gofmt, go vet and golangci-lint
 lint: $(GOLANGCI_LINT)

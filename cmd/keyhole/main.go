@@ -28,5 +28,5 @@ func run() int {
 		cli.Cleanup()
 		os.Exit(130)
 	}()
-	return cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return cli.RunAs(ctx, os.Args[0], os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }

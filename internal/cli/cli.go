@@ -55,7 +55,17 @@ func usageError(format string, args ...any) error {
 // Run executes keyhole with args (without the program name) and returns the
 // process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return RunAs(ctx, "keyhole", args, stdin, stdout, stderr)
+}
+
+// RunAs is Run for a program started as argv0: installed as
+// kubectl-keyhole, help and usage say `kubectl keyhole`.
+func RunAs(ctx context.Context, argv0 string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdin, stdout, stderr)
+	if name := displayName(argv0); name != root.Name() {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: name}
+	}
+	registerCompletions(root)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -368,6 +370,44 @@ func TestPathFlags(t *testing.T) {
 		code, _, stderr := run(t, "", append([]string{"audit", "--manifests", "testdata/demo"}, args...)...)
 		if code != ExitError || !strings.Contains(stderr, args[0]) {
 			t.Errorf("audit %v: exit %d, want %d with a message naming the flag; stderr:\n%s", args, code, ExitError, stderr)
+		}
+	}
+}
+
+// TestCompletion: cobra's completion scripts, and the closed value sets
+// completed without falling back to file names.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		code, out, stderr := run(t, "", "completion", shell)
+		if code != ExitOK || !strings.Contains(out, "keyhole") {
+			t.Errorf("completion %s: exit %d, %d bytes; stderr:\n%s", shell, code, len(out), stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"audit", "--format", ""}, report.Formats},
+		{[]string{"audit", "--fail-on", ""}, finding.Severities()},
+		{[]string{"explain", "secret", "-o", ""}, report.ExplainFormats},
+		{[]string{"audit", "diff", "--format", ""}, diffFormats},
+	} {
+		_, out, _ := run(t, "", append([]string{cobra.ShellCompRequestCmd}, tc.args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if got := strings.Join(lines[:len(lines)-1], ","); got != strings.Join(tc.want, ",") || lines[len(lines)-1] != ":4" {
+			t.Errorf("completing %v: %q, want %v and directive :4 (no file completion)", tc.args, out, tc.want)
+		}
+	}
+}
+
+// TestDisplayName: installed as kubectl-keyhole, help says `kubectl keyhole`.
+func TestDisplayName(t *testing.T) {
+	for argv0, want := range map[string]string{
+		"keyhole": "keyhole", "/usr/local/bin/keyhole": "keyhole",
+		"/home/u/.krew/bin/kubectl-keyhole": "kubectl keyhole", "kubectl-keyhole.exe": "kubectl keyhole",
+	} {
+		if got := displayName(argv0); got != want {
+			t.Errorf("displayName(%q) = %q, want %q", argv0, got, want)
 		}
 	}
 }

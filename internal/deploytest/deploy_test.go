@@ -164,7 +164,13 @@ func TestClusterRoleIsWhatTheDaemonWatches(t *testing.T) {
 	kc := kubectlBinary(t)
 	var role rbacv1.ClusterRole
 	typed(t, objects(t, render(t, kc, base)), "ClusterRole", clusterRole, &role)
+	checkClusterRole(t, role)
+}
 
+// checkClusterRole holds a shipped ClusterRole (the kustomize base's, the
+// Helm chart's) to the Watcher.
+func checkClusterRole(t *testing.T, role rbacv1.ClusterRole) {
+	t.Helper()
 	var granted []string
 	nonResource := false
 	for i, r := range role.Rules {
@@ -189,7 +195,7 @@ func TestClusterRoleIsWhatTheDaemonWatches(t *testing.T) {
 	slices.Sort(granted)
 	want := slices.Sorted(slices.Values(watched(t)))
 	if !slices.Equal(granted, want) {
-		t.Errorf("ClusterRole %s grants list/watch on\n  %v\nthe daemon watches\n  %v", clusterRole, granted, want)
+		t.Errorf("ClusterRole %s grants list/watch on\n  %v\nthe daemon watches\n  %v", role.Name, granted, want)
 	}
 }
 
@@ -200,93 +206,100 @@ func TestDeploymentShape(t *testing.T) {
 	kc := kubectlBinary(t)
 	for _, dir := range []string{base, overlay} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			objs := objects(t, render(t, kc, dir))
-			var d appsv1.Deployment
-			typed(t, objs, "Deployment", "keyhole", &d)
-			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-				t.Errorf("replicas %v, want 2", d.Spec.Replicas)
-			}
-			pod := d.Spec.Template.Spec
-			if pod.ServiceAccountName != serviceAccount || pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
-				t.Errorf("pod runs as %q with automount %v, want %q with its token", pod.ServiceAccountName, pod.AutomountServiceAccountToken, serviceAccount)
-			}
-			// keyhole itself, and the git-sync sidecar where an overlay
-			// adds the component; nothing else.
-			if len(pod.Containers) == 0 || pod.Containers[0].Name != "keyhole" {
-				t.Fatalf("the first container is not keyhole: %d containers", len(pod.Containers))
-			}
-			for _, extra := range pod.Containers[1:] {
-				if extra.Name != "git-sync" {
-					t.Errorf("unexpected container %q", extra.Name)
-					continue
-				}
-				checkGitSync(t, pod)
-			}
-			c := pod.Containers[0]
-			for _, a := range []string{"serve", "--leader-elect", "--web.listen-address=:9090"} {
-				if !slices.Contains(c.Args, a) {
-					t.Errorf("args %v lack %s", c.Args, a)
-				}
-			}
-			if name, tag, ok := strings.Cut(c.Image, ":"); !ok || tag == "" || tag == "latest" || name != "ghcr.io/keyhole-sec/keyhole" {
-				t.Errorf("image %q, want ghcr.io/keyhole-sec/keyhole with a version tag", c.Image)
-			}
-			podNS := false
-			for _, e := range c.Env {
-				podNS = podNS || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace")
-			}
-			if !podNS {
-				t.Error("no POD_NAMESPACE from the downward API: --leader-elect would not know where its Lease is")
-			}
-			probe := func(p *corev1.Probe, path, what string) {
-				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.String() != "http-metrics" {
-					t.Errorf("%s probe %+v, want GET %s on http-metrics", what, p, path)
-				}
-			}
-			probe(c.ReadinessProbe, "/readyz", "readiness")
-			probe(c.LivenessProbe, "/healthz", "liveness")
-			if c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil || *c.SecurityContext.RunAsUser != 65532 {
-				t.Error("keyhole does not run as the distroless non-root user 65532")
-			}
-			for _, c := range pod.Containers {
-				checkHardened(t, c)
-			}
-
-			// An overlay's namespace must reach the bindings' subjects,
-			// or the pods run as an account nothing is granted to.
-			bound := 0
-			for _, o := range objs {
-				if o.GetKind() != "ClusterRoleBinding" && o.GetKind() != "RoleBinding" {
-					continue
-				}
-				var b rbacv1.RoleBinding // the fields read are common to both
-				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
-					t.Fatal(err)
-				}
-				for _, s := range b.Subjects {
-					if s.Kind == rbacv1.ServiceAccountKind && s.Name == serviceAccount {
-						bound++
-						if s.Namespace != d.Namespace {
-							t.Errorf("%s/%s binds serviceaccount %s/%s, but the pods run in %s", o.GetKind(), o.GetName(), s.Namespace, s.Name, d.Namespace)
-						}
-					}
-				}
-			}
-			if bound != 3 {
-				t.Errorf("%d bindings of serviceaccount %s, want 3 (ClusterRole, auth-delegator, Lease)", bound, serviceAccount)
-			}
-
-			var svc corev1.Service
-			typed(t, objs, "Service", "keyhole", &svc)
-			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http-metrics" || svc.Spec.Ports[0].Port != 9090 {
-				t.Errorf("service ports %+v, want http-metrics 9090", svc.Spec.Ports)
-			}
-			var pdb policyv1.PodDisruptionBudget
-			typed(t, objs, "PodDisruptionBudget", "keyhole", &pdb)
-			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
-				t.Errorf("PodDisruptionBudget minAvailable %v, want 1", pdb.Spec.MinAvailable)
-			}
+			checkDeploymentShape(t, objects(t, render(t, kc, dir)), 3)
 		})
+	}
+}
+
+// checkDeploymentShape checks a rendering (kustomize's or the Helm
+// chart's) whose ServiceAccount is bound bindings times: the ClusterRole,
+// auth-delegator and the Lease, and whatever a rendering adds.
+func checkDeploymentShape(t *testing.T, objs []*unstructured.Unstructured, bindings int) {
+	t.Helper()
+	var d appsv1.Deployment
+	typed(t, objs, "Deployment", "keyhole", &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %v, want 2", d.Spec.Replicas)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.ServiceAccountName != serviceAccount || pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
+		t.Errorf("pod runs as %q with automount %v, want %q with its token", pod.ServiceAccountName, pod.AutomountServiceAccountToken, serviceAccount)
+	}
+	// keyhole itself, and the git-sync sidecar where an overlay
+	// adds the component; nothing else.
+	if len(pod.Containers) == 0 || pod.Containers[0].Name != "keyhole" {
+		t.Fatalf("the first container is not keyhole: %d containers", len(pod.Containers))
+	}
+	for _, extra := range pod.Containers[1:] {
+		if extra.Name != "git-sync" {
+			t.Errorf("unexpected container %q", extra.Name)
+			continue
+		}
+		checkGitSync(t, pod)
+	}
+	c := pod.Containers[0]
+	for _, a := range []string{"serve", "--leader-elect", "--web.listen-address=:9090"} {
+		if !slices.Contains(c.Args, a) {
+			t.Errorf("args %v lack %s", c.Args, a)
+		}
+	}
+	if name, tag, ok := strings.Cut(c.Image, ":"); !ok || tag == "" || tag == "latest" || name != "ghcr.io/keyhole-sec/keyhole" {
+		t.Errorf("image %q, want ghcr.io/keyhole-sec/keyhole with a version tag", c.Image)
+	}
+	podNS := false
+	for _, e := range c.Env {
+		podNS = podNS || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace")
+	}
+	if !podNS {
+		t.Error("no POD_NAMESPACE from the downward API: --leader-elect would not know where its Lease is")
+	}
+	probe := func(p *corev1.Probe, path, what string) {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.String() != "http-metrics" {
+			t.Errorf("%s probe %+v, want GET %s on http-metrics", what, p, path)
+		}
+	}
+	probe(c.ReadinessProbe, "/readyz", "readiness")
+	probe(c.LivenessProbe, "/healthz", "liveness")
+	if c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil || *c.SecurityContext.RunAsUser != 65532 {
+		t.Error("keyhole does not run as the image's non-root user 65532")
+	}
+	for _, c := range pod.Containers {
+		checkHardened(t, c)
+	}
+
+	// An overlay's namespace must reach the bindings' subjects,
+	// or the pods run as an account nothing is granted to.
+	bound := 0
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRoleBinding" && o.GetKind() != "RoleBinding" {
+			continue
+		}
+		var b rbacv1.RoleBinding // the fields read are common to both
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range b.Subjects {
+			if s.Kind == rbacv1.ServiceAccountKind && s.Name == serviceAccount {
+				bound++
+				if s.Namespace != d.Namespace {
+					t.Errorf("%s/%s binds serviceaccount %s/%s, but the pods run in %s", o.GetKind(), o.GetName(), s.Namespace, s.Name, d.Namespace)
+				}
+			}
+		}
+	}
+	if bound != bindings {
+		t.Errorf("%d bindings of serviceaccount %s, want %d (ClusterRole, auth-delegator, Lease, and any opt-in role)", bound, serviceAccount, bindings)
+	}
+
+	var svc corev1.Service
+	typed(t, objs, "Service", "keyhole", &svc)
+	if len(svc.Spec.Ports) == 0 || svc.Spec.Ports[0].Name != "http-metrics" || svc.Spec.Ports[0].Port != 9090 {
+		t.Errorf("service ports %+v, want http-metrics 9090 first", svc.Spec.Ports)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	typed(t, objs, "PodDisruptionBudget", "keyhole", &pdb)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget minAvailable %v, want 1", pdb.Spec.MinAvailable)
 	}
 }
 
@@ -318,180 +331,207 @@ func TestShippedManifests(t *testing.T) {
 					t.Fatalf("%d Namespaces in the rendering, want 1", len(nss))
 				}
 				mustKubectl(t, kc, toYAML(t, nss), append(admin, "apply", "-f", "-")...)
-				out, stderr, err := kubectl(t, kc, toYAML(t, objs), append(admin, "apply", "--dry-run=server", "-f", "-")...)
-				if err != nil {
-					t.Fatalf("server-side dry run: %v\n%s", err, stderr)
-				}
-				// Warnings include Pod Security violations of the
-				// namespace's restricted level.
-				if strings.Contains(stderr, "Warning") {
-					t.Errorf("the API server warns:\n%s", stderr)
-				}
-				if n := strings.Count(out, "(server dry run)"); n != len(objs) {
-					t.Errorf("%d of %d objects dry-run:\n%s", n, len(objs), out)
-				}
+				serverDryRun(t, kc, admin, objs)
 			})
 		}
 	})
 
 	t.Run("daemon under the shipped RBAC", func(t *testing.T) {
-		objs := objects(t, render(t, kc, base))
-		mustKubectl(t, kc, toYAML(t, objs), append(admin, "apply", "-f", "-")...)
-		mustKubectl(t, kc, nil, append(admin, "-n", "default", "create", "secret", "generic", "db", "--from-literal=password=KEYHOLE-CANARY-deploy")...)
+		runUnderShippedRBAC(t, kc, cp, objects(t, render(t, kc, base)))
+	})
+}
 
-		// What the account may and may not do, as the API server decides.
-		as := "system:serviceaccount:" + namespace + ":" + serviceAccount
-		for _, c := range []struct {
-			args []string
-			want string
-		}{
-			{[]string{"list", "secrets", "-A"}, "yes"},
-			{[]string{"watch", "secrets", "-A"}, "yes"},
-			{[]string{"get", "secrets", "-n", "default"}, "no"},
-			{[]string{"get", "/metrics"}, "yes"},
-			{[]string{"create", "tokenreviews.authentication.k8s.io"}, "yes"},
-			{[]string{"create", "subjectaccessreviews.authorization.k8s.io"}, "yes"},
-			{[]string{"create", "leases.coordination.k8s.io", "-n", namespace}, "yes"},
-			{[]string{"update", "leases.coordination.k8s.io/keyhole", "-n", namespace}, "yes"},
-			{[]string{"update", "leases.coordination.k8s.io/other", "-n", namespace}, "no"},
-			{[]string{"create", "leases.coordination.k8s.io", "-n", "default"}, "no"},
-		} {
-			out, _, _ := kubectl(t, kc, nil, append(append(admin, "auth", "can-i", "--as", as), c.args...)...)
-			if got := strings.TrimSpace(out); got != c.want {
-				t.Errorf("can %s %v? %q, want %q", as, c.args, got, c.want)
-			}
-		}
+// serverDryRun has the API server validate every object of a rendering
+// with a server-side dry run, and fails on any warning: warnings include
+// Pod Security violations of the namespace's level, so the namespace (and
+// its labels) must exist beforehand.
+func serverDryRun(t *testing.T, kc string, admin []string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	out, stderr, err := kubectl(t, kc, toYAML(t, objs), append(admin, "apply", "--dry-run=server", "-f", "-")...)
+	if err != nil {
+		t.Fatalf("server-side dry run: %v\n%s", err, stderr)
+	}
+	if strings.Contains(stderr, "Warning") {
+		t.Errorf("the API server warns:\n%s", stderr)
+	}
+	if n := strings.Count(out, "(server dry run)"); n != len(objs) {
+		t.Errorf("%d of %d objects dry-run:\n%s", n, len(objs), out)
+	}
+}
 
-		cs, err := kubernetes.NewForConfig(cp.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exp := int64(3600)
-		tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(t.Context(), serviceAccount,
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("TokenRequest for serviceaccount/%s/%s: %v", namespace, serviceAccount, err)
-		}
-		cfg := rest.AnonymousClientConfig(cp.Config)
-		cfg.BearerToken = tr.Status.Token
+// runUnderShippedRBAC applies a rendering for real (the kustomize base's,
+// or the Helm chart's, whose namespace must exist), then runs keyhole serve
+// as its ServiceAccount keyhole/keyhole under exactly its RBAC, on a
+// control plane with users alice and bob. It requires the API server's
+// answers on what the account may do, every source up, the Lease, the
+// report for a bound reader and a 403 for anyone else, and no forbidden
+// error in any log.
+func runUnderShippedRBAC(t *testing.T, kc string, cp *testenv.ControlPlane, objs []*unstructured.Unstructured) {
+	t.Helper()
+	admin := []string{"--kubeconfig", cp.KubeconfigPath}
+	mustKubectl(t, kc, toYAML(t, objs), append(admin, "apply", "-f", "-")...)
+	mustKubectl(t, kc, nil, append(admin, "-n", "default", "create", "secret", "generic", "db", "--from-literal=password=KEYHOLE-CANARY-deploy")...)
 
-		klogs := testlog.Klog(t, 2)
-		logs := &testlog.Buffer{}
-		addrs := make(chan string, 1)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() {
-			done <- daemon.Run(ctx, daemon.Options{
-				Config:          cfg,
-				Debounce:        200 * time.Millisecond,
-				ListenAddresses: []string{"127.0.0.1:0"},
-				Version:         "test",
-				Logger:          slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-				Listening:       func(a string) { addrs <- a },
-				// The shipped Role names the default Lease, so the
-				// name is left to its default.
-				LeaderElection: &daemon.LeaderElection{Namespace: namespace,
-					LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
-			})
-		}()
-		stopped := false
-		stop := func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("daemon: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Error("daemon did not stop within 15 s of its context's end")
-			}
+	// What the account may and may not do, as the API server decides.
+	as := "system:serviceaccount:" + namespace + ":" + serviceAccount
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "secrets", "-A"}, "yes"},
+		{[]string{"watch", "secrets", "-A"}, "yes"},
+		{[]string{"get", "secrets", "-n", "default"}, "no"},
+		{[]string{"get", "/metrics"}, "yes"},
+		{[]string{"create", "tokenreviews.authentication.k8s.io"}, "yes"},
+		{[]string{"create", "subjectaccessreviews.authorization.k8s.io"}, "yes"},
+		{[]string{"create", "leases.coordination.k8s.io", "-n", namespace}, "yes"},
+		{[]string{"update", "leases.coordination.k8s.io/keyhole", "-n", namespace}, "yes"},
+		{[]string{"update", "leases.coordination.k8s.io/other", "-n", namespace}, "no"},
+		{[]string{"create", "leases.coordination.k8s.io", "-n", "default"}, "no"},
+	} {
+		out, _, _ := kubectl(t, kc, nil, append(append(admin, "auth", "can-i", "--as", as), c.args...)...)
+		if got := strings.TrimSpace(out); got != c.want {
+			t.Errorf("can %s %v? %q, want %q", as, c.args, got, c.want)
 		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("daemon logs:\n%s\nklog:\n%s", logs, klogs)
-			}
+	}
+
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := serviceAccountConfig(t, cs, cp.Config)
+
+	klogs := testlog.Klog(t, 2)
+	logs := &testlog.Buffer{}
+	addrs := make(chan string, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{
+			Config:          cfg,
+			Debounce:        200 * time.Millisecond,
+			ListenAddresses: []string{"127.0.0.1:0"},
+			Version:         "test",
+			Logger:          slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Listening:       func(a string) { addrs <- a },
+			// The shipped Role names the default Lease, so the
+			// name is left to its default.
+			LeaderElection: &daemon.LeaderElection{Namespace: namespace,
+				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
 		})
-		var addr string
+	}()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
 		select {
-		case addr = <-addrs:
 		case err := <-done:
-			stopped = true
-			t.Fatalf("daemon did not start: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("daemon did not bind its port within 30 s")
-		}
-		url := "http://" + addr
-
-		probe.Eventually(t, 60*time.Second, "/readyz 200", func() (bool, string) {
-			code, body, err := probe.Get(url+"/readyz", "")
-			return code == http.StatusOK, string(body) + errString(err)
-		})
-		resources := watched(t)
-		probe.Eventually(t, 30*time.Second, "every source up and this replica leading", func() (bool, string) {
-			code, body, err := probe.Get(url+"/metrics", "")
-			if err != nil || code != http.StatusOK {
-				return false, string(body) + errString(err)
-			}
-			parser := expfmt.NewTextParser(model.UTF8Validation)
-			fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 			if err != nil {
-				return false, err.Error()
+				t.Errorf("daemon: %v", err)
 			}
-			up := map[string]float64{}
-			for _, m := range fams["keyhole_source_up"].GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "resource" {
-						up[l.GetValue()] = m.GetGauge().GetValue()
-					}
-				}
-			}
-			for _, r := range resources {
-				if up[r] != 1 {
-					return false, "keyhole_source_up " + r + " is not 1"
-				}
-			}
-			leader := fams["keyhole_leader"].GetMetric()
-			if len(leader) != 1 || leader[0].GetGauge().GetValue() != 1 {
-				return false, "keyhole_leader is not 1"
-			}
-			return true, ""
-		})
-
-		// The report: alice is bound to the shipped reader role, bob to
-		// nothing; keyhole's own auth-delegator binding decides both.
-		mustKubectl(t, kc, nil, append(admin, "create", "clusterrolebinding", "alice-reads-reports", "--clusterrole="+reportReader, "--user=alice")...)
-		tokens := map[string]string{}
-		for _, u := range cp.Users {
-			tokens[u.Name] = u.Token
+		case <-time.After(15 * time.Second):
+			t.Error("daemon did not stop within 15 s of its context's end")
 		}
-		if code, body, err := probe.Get(url+"/api/v1/report", tokens["alice"]); err != nil || code != http.StatusOK {
-			t.Errorf("GET /api/v1/report as alice: %d %v: %s", code, err, body)
-		} else if !bytes.Contains(body, []byte(`"db"`)) || bytes.Contains(body, []byte("KEYHOLE-CANARY")) {
-			t.Errorf("the report lacks Secret default/db, or holds its value:\n%s", body)
-		}
-		if code, body, err := probe.Get(url+"/api/v1/report", tokens["bob"]); err != nil || code != http.StatusForbidden {
-			t.Errorf("GET /api/v1/report as bob: %d %v, want 403: %s", code, err, body)
-		}
-
-		// Stopping releases the Lease: an update under the Role too.
+	}
+	t.Cleanup(func() {
 		stop()
-		if _, err := cs.CoordinationV1().Leases(namespace).Get(t.Context(), daemon.DefaultLeaseName, metav1.GetOptions{}); err != nil {
-			t.Errorf("no Lease %s/%s: %v", namespace, daemon.DefaultLeaseName, err)
-		}
-		for _, line := range strings.Split(logs.String()+klogs.String(), "\n") {
-			if strings.Contains(line, `msg="httpauth: forbidden"`) && strings.Contains(line, "user=bob") {
-				continue // bob's refusal, expected
-			}
-			if strings.Contains(strings.ToLower(line), "forbidden") {
-				t.Errorf("forbidden under the shipped RBAC: %s", line)
-			}
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s\nklog:\n%s", logs, klogs)
 		}
 	})
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		stopped = true
+		t.Fatalf("daemon did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not bind its port within 30 s")
+	}
+	url := "http://" + addr
+
+	probe.Eventually(t, 60*time.Second, "/readyz 200", func() (bool, string) {
+		code, body, err := probe.Get(url+"/readyz", "")
+		return code == http.StatusOK, string(body) + errString(err)
+	})
+	resources := watched(t)
+	probe.Eventually(t, 30*time.Second, "every source up and this replica leading", func() (bool, string) {
+		code, body, err := probe.Get(url+"/metrics", "")
+		if err != nil || code != http.StatusOK {
+			return false, string(body) + errString(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+		if err != nil {
+			return false, err.Error()
+		}
+		up := map[string]float64{}
+		for _, m := range fams["keyhole_source_up"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "resource" {
+					up[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		for _, r := range resources {
+			if up[r] != 1 {
+				return false, "keyhole_source_up " + r + " is not 1"
+			}
+		}
+		leader := fams["keyhole_leader"].GetMetric()
+		if len(leader) != 1 || leader[0].GetGauge().GetValue() != 1 {
+			return false, "keyhole_leader is not 1"
+		}
+		return true, ""
+	})
+
+	// The report: alice is bound to the shipped reader role, bob to
+	// nothing; keyhole's own auth-delegator binding decides both.
+	mustKubectl(t, kc, nil, append(admin, "create", "clusterrolebinding", "alice-reads-reports", "--clusterrole="+reportReader, "--user=alice")...)
+	tokens := map[string]string{}
+	for _, u := range cp.Users {
+		tokens[u.Name] = u.Token
+	}
+	if code, body, err := probe.Get(url+"/api/v1/report", tokens["alice"]); err != nil || code != http.StatusOK {
+		t.Errorf("GET /api/v1/report as alice: %d %v: %s", code, err, body)
+	} else if !bytes.Contains(body, []byte(`"db"`)) || bytes.Contains(body, []byte("KEYHOLE-CANARY")) {
+		t.Errorf("the report lacks Secret default/db, or holds its value:\n%s", body)
+	}
+	if code, body, err := probe.Get(url+"/api/v1/report", tokens["bob"]); err != nil || code != http.StatusForbidden {
+		t.Errorf("GET /api/v1/report as bob: %d %v, want 403: %s", code, err, body)
+	}
+
+	// Stopping releases the Lease: an update under the Role too.
+	stop()
+	if _, err := cs.CoordinationV1().Leases(namespace).Get(t.Context(), daemon.DefaultLeaseName, metav1.GetOptions{}); err != nil {
+		t.Errorf("no Lease %s/%s: %v", namespace, daemon.DefaultLeaseName, err)
+	}
+	for _, line := range strings.Split(logs.String()+klogs.String(), "\n") {
+		if strings.Contains(line, `msg="httpauth: forbidden"`) && strings.Contains(line, "user=bob") {
+			continue // bob's refusal, expected
+		}
+		if strings.Contains(strings.ToLower(line), "forbidden") {
+			t.Errorf("forbidden under the shipped RBAC: %s", line)
+		}
+	}
+}
+
+// serviceAccountConfig is admin with a fresh token of the ServiceAccount
+// keyhole/keyhole instead of admin's credentials, as the pod would have.
+func serviceAccountConfig(t *testing.T, cs kubernetes.Interface, admin *rest.Config) *rest.Config {
+	t.Helper()
+	exp := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(t.Context(), serviceAccount,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for serviceaccount/%s/%s: %v", namespace, serviceAccount, err)
+	}
+	cfg := rest.AnonymousClientConfig(admin)
+	cfg.BearerToken = tr.Status.Token
+	return cfg
 }
 
 func errString(err error) string {

@@ -58,6 +58,12 @@ func (r *repo) open(ctx context.Context) (*layout, error) {
 		if unborn, uerr := r.unbornHead(ctx); uerr == nil && unborn {
 			return l, nil
 		}
+		// -q leaves git nothing to say when HEAD names a commit that is
+		// missing: say it.
+		if id, herr := r.output(ctx, "reading HEAD", "rev-parse", "-q", "--verify", "HEAD"); herr == nil {
+			return nil, &Error{Repo: r.path, Op: "reading HEAD", Err: ErrCorrupt,
+				Detail: fmt.Sprintf("HEAD's commit %s cannot be read: the repository is corrupt (run git fsck)", shortOID(strings.TrimSpace(string(id))))}
+		}
 		return nil, err
 	}
 	l.head = strings.TrimSpace(string(head))
@@ -72,7 +78,10 @@ func (r *repo) unbornHead(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	name := strings.TrimSpace(string(ref))
-	_, err = r.output(ctx, "reading HEAD", "show-ref", "--verify", "-q", name)
+	// rev-parse resolves the ref without reading its object: a branch
+	// whose commit is missing exists, and is corrupt, not unborn
+	// (show-ref --verify fails alike for both).
+	_, err = r.output(ctx, "reading HEAD", "rev-parse", "-q", "--verify", "--end-of-options", name)
 	return err != nil, nil
 }
 

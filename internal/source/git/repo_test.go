@@ -248,3 +248,56 @@ func TestRepositoryOfAnotherOwner(t *testing.T) {
 		t.Errorf("rev-parse HEAD: %q, %v; want %s", out, err, head)
 	}
 }
+
+// TestMissingCommit: a branch whose commit object is gone (objects
+// deleted, a broken clone) is a corrupt repository, not one without
+// commits.
+func TestMissingCommit(t *testing.T) {
+	r := newTestRepo(t)
+	r.write("s.yaml", secret("s", "password", canary))
+	r.commit("one")
+	objects := filepath.Join(r.dir, ".git", "objects")
+	if err := os.RemoveAll(objects); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(objects, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := scanErr(t, r.dir, historyOpts); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("got %v, want ErrCorrupt", err)
+	}
+	if _, err := ReadHead(context.Background(), r.dir, func(string) bool { return true }, 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ReadHead: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestReadHead reads HEAD's tree as committed, below a subdirectory,
+// with paths relative to it; the working tree's edits and other
+// directories are not read, and a binary file is skipped with the reason.
+func TestReadHead(t *testing.T) {
+	r := newTestRepo(t)
+	r.write("apps/web/s.yaml", secret("s", "password", canary))
+	r.write("apps/web/blob.yaml", "a\x00b")
+	r.write("apps/web/README.md", "docs")
+	r.write("other/t.yaml", secret("t", "password", canary))
+	head := r.commit("one")
+	r.write("apps/web/s.yaml", "edited in the working tree")
+	yaml := func(p string) bool { return strings.HasSuffix(p, ".yaml") }
+	got, err := ReadHead(context.Background(), filepath.Join(r.dir, "apps", "web"), yaml, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Commit != head || len(got.Files) != 2 {
+		t.Fatalf("commit %s files %+v; want %s and 2 files", got.Commit, got.Files, head)
+	}
+	if f := got.Files[0]; f.Path != "blob.yaml" || f.Content != nil || !strings.Contains(f.Skip, "binary") {
+		t.Errorf("binary file: %+v", f)
+	}
+	if f := got.Files[1]; f.Path != "s.yaml" || !strings.Contains(string(f.Content), canary) || f.Skip != "" {
+		t.Errorf("s.yaml: path %q skip %q, %d bytes (want HEAD's content)", f.Path, f.Skip, len(f.Content))
+	}
+	empty := newTestRepo(t)
+	if _, err := ReadHead(context.Background(), empty.dir, yaml, 0); err == nil || !strings.Contains(err.Error(), "HEAD names no commit") {
+		t.Errorf("repository without commits: %v", err)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/keyhole-sec/keyhole/internal/auditlog"
+	"github.com/keyhole-sec/keyhole/internal/encryption"
+	"github.com/keyhole-sec/keyhole/internal/environment"
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
@@ -31,6 +34,12 @@ type Input struct {
 	// Git is what a scan of a git repository found; nil when none was
 	// read.
 	Git *GitInput
+	// Encryption is what the API server's metrics say about Secrets at
+	// rest (live audits); nil when they were not read.
+	Encryption *encryption.Status
+	// Reads is the audit log summary: who did read which Secret (live
+	// audits and keyhole serve with an audit source); nil when none.
+	Reads *auditlog.Snapshot
 }
 
 // Options configure the analyzers.
@@ -49,6 +58,9 @@ type Options struct {
 	// Paths configures the indirect-exposure analysis. Offline is set
 	// from the input's aggregation mode.
 	Paths paths.Options
+	// Environments, lowest first, place namespaces and identities for
+	// cross-environment exposure (KH610); none when empty.
+	Environments []environment.Environment
 }
 
 // Run analyses the input and returns the report.
@@ -77,6 +89,7 @@ func Run(in Input, opts Options) *report.Report {
 		}
 	}
 	a.bindings(policy)
+	a.environments(policy)
 	if in.Aggregation == rbac.AggregationStored {
 		a.aggregationDrift(policy)
 	}
@@ -96,6 +109,8 @@ func Run(in Input, opts Options) *report.Report {
 	a.secrets(res)
 	a.workloads(in, ix, res)
 	a.git(in.Git)
+	a.actualReads(in.Reads, policy)
+	a.encryptionAtRest(in.Encryption)
 	a.recommend()
 	a.checkIgnoreAnnotations()
 	// After every analyzer: the config's rule overrides, then the baseline.
@@ -113,6 +128,8 @@ type analyzer struct {
 	// gitOnly are the committed objects that leaked a value and are no
 	// Secret of the report.
 	gitOnly gitObjects
+	// cross is the cross-environment analysis; nil without environments.
+	cross *crossEnv
 }
 
 func (a *analyzer) add(rule string, obj inventory.Ref, message string, discriminator ...string) {
@@ -335,6 +352,7 @@ func (a *analyzer) secrets(res *paths.Result) {
 			sev := reason.Severity
 			a.addResult(finding.Result{Rule: reason.Rule, Severity: &sev, Object: s.Ref(), Message: fmt.Sprintf("%s is %s", s.Ref(), reason.Text)})
 		}
+		a.crossEnvironment(se, &rs)
 		out = append(out, rs)
 	}
 	a.report.Secrets = out

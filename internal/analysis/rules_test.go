@@ -3,6 +3,8 @@ package analysis_test
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/config"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -40,6 +43,20 @@ var offlineUnreachable = map[string]string{
 	// (--correlate); internal/cli's TestCorrelateLive covers it against
 	// a real control plane, and the analysis's TestGitCorrelate.
 	finding.LiveSecretValueInGit: "live audits with --git --correlate only",
+	// KH620 and KH621 compare RBAC with the reads of the audit log, which
+	// only keyhole serve receives: this package's TestUnusedReaders and
+	// TestActualReaders cover them on a summary, and internal/daemon's
+	// TestAuditLogLive against a real API server's audit webhook.
+	finding.UnusedSecretGrant:     "keyhole serve with an audit source only",
+	finding.UnexplainedSecretRead: "keyhole serve with an audit source only",
+	// KH601-KH603 come from the API server's own /metrics, which only a
+	// live audit or keyhole serve reads. internal/encryption's
+	// TestLiveEncryptionAtRest covers them against real control planes
+	// (no EncryptionConfiguration, aescbc, identity first, /metrics
+	// forbidden), in both modes, and TestResults each message.
+	finding.SecretsNotEncrypted:     "live audits and keyhole serve only",
+	finding.WeakEncryptionProvider:  "live audits and keyhole serve only",
+	finding.EncryptionAtRestUnknown: "live audits and keyhole serve only",
 }
 
 // TestRuleFixtures audits every fixture file on its own, offline over the
@@ -93,11 +110,15 @@ func checkFixture(t *testing.T, rule, file string, positive bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := audit.Offline([]string{file}, audit.OfflineOptions{})
+	cfg := ruleConfig(t, rule)
+	in, err := audit.Offline([]string{file}, audit.OfflineOptions{Ignore: cfg.IgnoreFunc()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := audit.Analyze(in, audit.Options{Now: fixturesNow})
+	opts := audit.Options{Now: fixturesNow, Expected: cfg.Expected(), ManyPrincipals: cfg.ManyPrincipalsLimit(),
+		Rules: cfg.Overrides(), StaleAfter: cfg.StaleAfterDuration(), MaxDepth: cfg.PathDepth(),
+		PodSecurityDefault: cfg.PodSecurityDefault(), Environments: cfg.EnvironmentList()}
+	rep, err := audit.Analyze(in, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +167,27 @@ func checkFixture(t *testing.T, rule, file string, positive bool) {
 			}
 		}
 	}
+}
+
+// ruleConfigFile is the name of a rule directory's config: a keyhole
+// config file applied to every fixture of the rule, as audit --config
+// applies it, for rules that need configuration to fire (KH610's
+// environments).
+const ruleConfigFile = "keyhole.yaml"
+
+// ruleConfig loads the rule's config, or returns nil (the empty config)
+// when the rule has none.
+func ruleConfig(t *testing.T, rule string) *config.Config {
+	t.Helper()
+	path := filepath.Join(rulesDir, rule, ruleConfigFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // canaryForms are the fixtures' value markers, plain and in base64 at each

@@ -17,6 +17,8 @@ import (
 
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/bootstrap"
+	"github.com/keyhole-sec/keyhole/internal/encryption"
+	"github.com/keyhole-sec/keyhole/internal/environment"
 	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/gitscan"
@@ -62,7 +64,9 @@ func Offline(paths []string, opts OfflineOptions) (analysis.Input, error) {
 }
 
 // Live reads a cluster into an analysis input. Aggregated ClusterRoles keep
-// their stored rules, which is what the authorizer uses. The error is
+// their stored rules, which is what the authorizer uses. It also reads the
+// API server's /metrics for encryption at rest; a /metrics that cannot be
+// read makes that unknown (KH603), not an input error. The error is
 // non-nil only when the cluster cannot be read at all.
 func Live(ctx context.Context, cfg *rest.Config, opts cluster.Options) (analysis.Input, error) {
 	b := inventory.NewBuilder()
@@ -70,7 +74,10 @@ func Live(ctx context.Context, cfg *rest.Config, opts cluster.Options) (analysis
 	if err != nil {
 		return analysis.Input{}, err
 	}
-	return LiveInput(b, cov, problems), nil
+	in := LiveInput(b, cov, problems)
+	st := encryption.Read(ctx, cfg)
+	in.Encryption = &st
+	return in, nil
 }
 
 // LiveInput makes the analysis input of a cluster read into b, by a LIST
@@ -163,6 +170,9 @@ type Options struct {
 	// PodSecurityDefault is the Pod Security level of namespaces without
 	// the enforce label; privileged when empty.
 	PodSecurityDefault string
+	// Environments are the config's environments, lowest first, for
+	// cross-environment exposure (KH610); none when empty.
+	Environments []environment.Environment
 }
 
 // Analyze runs the analysis with keyhole's defaults.
@@ -179,11 +189,12 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 		now = time.Now()
 	}
 	return analysis.Run(in, analysis.Options{
-		Exposure:    exposure.Options{Expected: expected, ManyPrincipals: opts.ManyPrincipals},
-		ToolVersion: opts.ToolVersion,
-		Rules:       opts.Rules,
-		Suppress:    opts.Suppress,
-		Workload:    workload.Options{Now: now, StaleAfter: opts.StaleAfter},
-		Paths:       paths.Options{MaxDepth: opts.MaxDepth, PodSecurityDefault: opts.PodSecurityDefault},
+		Exposure:     exposure.Options{Expected: expected, ManyPrincipals: opts.ManyPrincipals},
+		ToolVersion:  opts.ToolVersion,
+		Rules:        opts.Rules,
+		Suppress:     opts.Suppress,
+		Workload:     workload.Options{Now: now, StaleAfter: opts.StaleAfter},
+		Paths:        paths.Options{MaxDepth: opts.MaxDepth, PodSecurityDefault: opts.PodSecurityDefault},
+		Environments: opts.Environments,
 	}), nil
 }

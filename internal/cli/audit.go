@@ -32,7 +32,9 @@ Inputs: --manifests PATH (a file, a directory read recursively, or - for
 stdin; repeatable) audits files offline, layered over the embedded
 Kubernetes ` + bootstrap.KubernetesVersion + ` bootstrap RBAC policy. Without --manifests, keyhole
 reads the live cluster named by --kubeconfig and --context (default: the
-usual kubeconfig rules, or the in-cluster config in a pod).
+usual kubeconfig rules, or the in-cluster config in a pod), and the API
+server's own /metrics for how Secrets are stored in etcd (KH601-KH603;
+needs get on /metrics, else the provider is reported unknown).
 
 Plaintext Secrets in git: --git PATH scans a repository for Secret values
 committed in plaintext (KH301-KH310): every commit reachable from any ref

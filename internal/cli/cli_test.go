@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,10 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // repoRoot is where testdata lives, relative to this package.
 const repoRoot = "../.."
 
+// demoConfig is the demo world's config, which make demo passes: its
+// environments (testdata/demo/README.md).
+const demoConfig = "testdata/demo-keyhole.yaml"
+
 func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -34,7 +39,7 @@ func TestGolden(t *testing.T) {
 	for _, format := range []string{"json", "table", "sarif", "markdown"} {
 		t.Run(format, func(t *testing.T) {
 			t.Chdir(repoRoot) // paths in the report are as the user typed them
-			code, out, stderr := run(t, "", "audit", "--manifests", "testdata/demo", "--format", format)
+			code, out, stderr := run(t, "", "audit", "--manifests", "testdata/demo", "--config", demoConfig, "--format", format)
 			if code != ExitFindings {
 				t.Fatalf("exit %d, want %d (the demo has high findings); stderr:\n%s", code, ExitFindings, stderr)
 			}
@@ -62,7 +67,7 @@ func TestGolden(t *testing.T) {
 // of the golden files.
 func TestDemoAnswers(t *testing.T) {
 	t.Chdir(repoRoot)
-	_, out, _ := run(t, "", "audit", "--manifests", "testdata/demo", "--format", "json")
+	_, out, _ := run(t, "", "audit", "--manifests", "testdata/demo", "--config", demoConfig, "--format", "json")
 	var r report.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
@@ -134,10 +139,25 @@ func TestDemoAnswers(t *testing.T) {
 		"KH102 Secret/payments/db-credentials",
 		"KH110 ClusterRoleBinding/ci-deployer-cluster-admin",
 		"KH120 RoleBinding/search/legacy-reader",
+		"KH610 Secret/payments/stripe-api-key",
 	} {
 		if !rules[want] {
 			t.Errorf("missing finding %s", want)
 		}
+	}
+	// The staging checkout reads the prod Stripe key directly, and the
+	// staging testers through a pod run as it.
+	var cross []string
+	for _, s := range r.Secrets {
+		for _, c := range s.CrossEnv {
+			cross = append(cross, fmt.Sprintf("%s/%s %s<-%s %s %s", s.Namespace, s.Name, s.Environment, c.FromEnvironment, c.Subject, c.Path))
+		}
+	}
+	if want := []string{
+		"payments/stripe-api-key prod<-staging Group/payments-testers run-as-sa",
+		"payments/stripe-api-key prod<-staging ServiceAccount/payments-staging/checkout direct",
+	}; strings.Join(cross, "\n") != strings.Join(want, "\n") {
+		t.Errorf("cross-environment readers:\n got %q\nwant %q", cross, want)
 	}
 }
 

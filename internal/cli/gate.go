@@ -30,7 +30,7 @@ func (o *gateOptions) addFlags(f *pflag.FlagSet) {
 // addConfigFlag adds --config alone, for commands that take the config
 // but no baseline.
 func (o *gateOptions) addConfigFlag(f *pflag.FlagSet) {
-	f.StringVar(&o.config, "config", "", "keyhole config file: rule overrides, expected readers, ignored paths (keyhole config example prints one)")
+	f.StringVar(&o.config, "config", "", "keyhole config file: rule overrides, expected readers, ignored paths, environments (keyhole config example prints one)")
 }
 
 // gate is the loaded config and baseline of one run.
@@ -84,6 +84,7 @@ func (g *gate) apply(opts *audit.Options) {
 	opts.StaleAfter = g.cfg.StaleAfterDuration()
 	opts.MaxDepth = g.cfg.PathDepth()
 	opts.PodSecurityDefault = g.cfg.PodSecurityDefault()
+	opts.Environments = g.cfg.EnvironmentList()
 	if g.base != nil {
 		opts.Suppress = g.base.Suppress
 	}

@@ -29,6 +29,9 @@ type inputOptions struct {
 	// git is a repository to scan besides (or instead of) the above;
 	// only audit registers its flags.
 	git gitOptions
+	// reads is the audit log summary keyhole serve stored, to add who
+	// did read each Secret to a live audit.
+	reads auditReadsOptions
 }
 
 // analysisOptions are the flags that change how the analysis runs. Every
@@ -47,6 +50,7 @@ func (o *inputOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.secretsVia, "secrets-via", "table", "how to list live Secrets without their values: table (server-side Table, metadata only) or full (values dropped page by page)")
 	_ = f.MarkHidden("secrets-via")
 	o.analysis.addFlags(f)
+	o.reads.addFlags(f)
 }
 
 func (o *analysisOptions) addFlags(f *pflag.FlagSet) {
@@ -107,6 +111,9 @@ func (o *inputOptions) check() error {
 		return usageError("--manifests cannot be combined with --kubeconfig or --context: audit files or a cluster, not both")
 	}
 	if err := o.git.check(len(o.manifests) > 0); err != nil {
+		return err
+	}
+	if err := o.reads.check(len(o.manifests) > 0); err != nil {
 		return err
 	}
 	return o.analysis.check()
@@ -178,6 +185,11 @@ func (o *inputOptions) read(ctx context.Context, g *globals, gt *gate, stdin io.
 		in.Problems = append(in.Problems, problems...)
 	}
 	in.Git = gitIn
+	if o.reads.namespace != "" && cfg != nil {
+		if in.Reads, err = o.reads.load(ctx, cfg); err != nil {
+			return nil, &exitError{code: ExitError, err: err}
+		}
+	}
 	g.logger.Debug("inventory built", "counts", in.Inventory.Counts())
 	rep, err := audit.Analyze(in, o.analysis.options(gt))
 	if err != nil {

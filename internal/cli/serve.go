@@ -5,10 +5,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/keyhole-sec/keyhole/internal/auditlog"
 	"github.com/keyhole-sec/keyhole/internal/daemon"
 	"github.com/keyhole-sec/keyhole/internal/httpauth"
+	"github.com/keyhole-sec/keyhole/internal/source/auditevents"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 )
 
@@ -33,8 +36,10 @@ type serveOptions struct {
 	gitRepo        string
 	gitName        string
 	gitInterval    time.Duration
+	encInterval    time.Duration
 	audiences      []string
 	authCacheTTL   time.Duration
+	audit          daemon.AuditLog
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -52,6 +57,10 @@ port:
   /readyz          200 once the first analysis is done
   ` + daemon.ReportPath + `   the JSON report of keyhole audit, for a bearer token
                    allowed to get reports.keyhole.io (docs/api.md)
+
+With --audit-webhook-addr (a port of its own, TLS, mTLS or a bearer token)
+or --audit-log-file, it receives the apiserver's audit events and adds who
+did read each Secret, next to who could (docs/audit.md).
 
 With --leader-elect, run several replicas: each analyses, and only the
 holder of the Lease exports findings metrics, so that nothing is counted
@@ -85,8 +94,10 @@ twice. SIGTERM drains in-flight requests and releases the Lease.`,
 	f.StringVar(&o.gitRepo, "git-repo", "", "git repository mounted into the pod (by a git-sync sidecar) to scan for plaintext Secrets, its whole history, into the same report")
 	f.StringVar(&o.gitName, "git-repo-name", "repo", "the repository's short name, the repo label of keyhole_git_plaintext_secrets (never its path or URL)")
 	f.DurationVar(&o.gitInterval, "git-interval", daemon.DefaultGitInterval, "how often the repository is checked for new commits; history is scanned again only when its refs moved")
+	f.DurationVar(&o.encInterval, "encryption-interval", daemon.DefaultEncryptionInterval, "how often the API server's /metrics is read for encryption at rest of Secrets (keyhole_etcd_encryption, KH601-KH603; needs get on /metrics)")
 	f.StringArrayVar(&o.audiences, "report.audience", nil, "accept on "+daemon.ReportPath+" only bearer tokens the API server confirms were issued for this audience (repeatable; default: the API server's own)")
 	f.DurationVar(&o.authCacheTTL, "report.auth-cache-ttl", httpauth.DefaultCacheTTL, "how long an allowed caller of "+daemon.ReportPath+" is not checked again; 0 checks every request")
+	addAuditFlags(f, &o.audit)
 	return cmd
 }
 
@@ -117,6 +128,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		Version:         Version,
 		Logger:          g.logger,
 	}
+	opts.EncryptionInterval = o.encInterval
 	opts.ReportAuth.Audiences = o.audiences
 	opts.ReportAuth.CacheTTL = o.authCacheTTL
 	if o.authCacheTTL <= 0 {
@@ -126,6 +138,9 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	opts.Metrics.ReaderInfo = o.readerInfo
 	if o.gitRepo != "" {
 		opts.Git = &daemon.Git{Path: o.gitRepo, Name: o.gitName, Interval: o.gitInterval}
+	}
+	if o.audit.WebhookAddr != "" || o.audit.LogFile != "" {
+		opts.AuditLog = &o.audit
 	}
 	if o.leaderElect {
 		opts.LeaderElection = &daemon.LeaderElection{
@@ -140,4 +155,18 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		return &exitError{code: ExitError, err: err}
 	}
 	return nil
+}
+
+// addAuditFlags adds the flags of the audit log source (docs/audit.md).
+func addAuditFlags(f *pflag.FlagSet, a *daemon.AuditLog) {
+	f.StringVar(&a.WebhookAddr, "audit-webhook-addr", "", "address of the audit webhook ("+auditevents.Path+", its own port, TLS): the apiserver's --audit-webhook-config-file points at it; off when empty")
+	f.StringVar(&a.TLSCertFile, "audit-webhook-tls-cert-file", "", "serving certificate of the audit webhook (PEM)")
+	f.StringVar(&a.TLSKeyFile, "audit-webhook-tls-key-file", "", "private key of the audit webhook's certificate (PEM)")
+	f.StringVar(&a.ClientCAFile, "audit-webhook-client-ca-file", "", "CA that signs the apiserver's client certificate (mTLS)")
+	f.StringVar(&a.TokenFile, "audit-webhook-token-file", "", "file holding the bearer token of the apiserver's webhook kubeconfig")
+	f.StringVar(&a.LogFile, "audit-log-file", "", "audit log file to follow (the apiserver's --audit-log-path, JSON lines), rotation included; off when empty")
+	f.DurationVar(&a.Window, "audit-window", auditlog.DefaultWindow, "how far back reads count: a reader with no read for this long is an unused grant (KH620)")
+	f.IntVar(&a.MaxEntries, "audit-max-entries", auditlog.DefaultMaxEntries, "most (subject, Secret) pairs the audit summary keeps; the least recently read go first")
+	f.StringVar(&a.Namespace, "audit-namespace", "", "namespace of the ConfigMaps that keep the audit summary across restarts and replicas (default: the pod's namespace)")
+	f.DurationVar(&a.FlushInterval, "audit-flush-interval", auditevents.DefaultFlushInterval, "how often the audit summary is merged into its ConfigMaps")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
+	"github.com/keyhole-sec/keyhole/internal/environment"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
@@ -60,8 +61,20 @@ type Config struct {
 	StaleAfter string `json:"staleAfter,omitempty"`
 	// Paths tunes the indirect-exposure analysis.
 	Paths Paths `json:"paths,omitempty"`
+	// Environments are the environments namespaces belong to, lowest
+	// first (docs/environments.md): a Secret readable from a lower one
+	// raises KH610.
+	Environments []Environment `json:"environments,omitempty"`
 
-	staleAfter time.Duration
+	staleAfter   time.Duration
+	environments []environment.Environment
+}
+
+// Environment is one environment: its name, and a label selector (in
+// Kubernetes syntax) choosing its namespaces.
+type Environment struct {
+	Name              string `json:"name"`
+	NamespaceSelector string `json:"namespaceSelector"`
 }
 
 // Paths tunes the indirect-exposure analysis (docs/paths.md).
@@ -200,6 +213,15 @@ func (c *Config) PodSecurityDefault() string {
 		return ""
 	}
 	return c.Paths.PodSecurityDefault
+}
+
+// EnvironmentList returns the environments, lowest first, with their
+// selectors parsed; nil when none are configured.
+func (c *Config) EnvironmentList() []environment.Environment {
+	if c == nil {
+		return nil
+	}
+	return c.environments
 }
 
 // StaleAfterDuration returns staleAfter, or 0 when unset.

@@ -44,6 +44,13 @@ func TestExampleIsValid(t *testing.T) {
 	if c.IgnoreFunc() == nil {
 		t.Error("IgnoreFunc() is nil with ignore.paths set")
 	}
+	var envs []string
+	for _, e := range c.EnvironmentList() {
+		envs = append(envs, e.Name+": "+e.Selector.String())
+	}
+	if want := []string{"dev: environment in (dev)", "staging: environment=staging", "prod: environment in (prod,production)"}; !reflect.DeepEqual(envs, want) {
+		t.Errorf("EnvironmentList() = %q, want %q", envs, want)
+	}
 }
 
 // TestExampleDocumented keeps docs/configuration.md's example the one the
@@ -63,11 +70,11 @@ func TestEmptyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Overrides() != nil || len(c.Expected()) != 0 || c.ManyPrincipalsLimit() != 0 || c.StaleAfterDuration() != 0 || c.IgnoreFunc() != nil {
+	if c.Overrides() != nil || len(c.Expected()) != 0 || c.ManyPrincipalsLimit() != 0 || c.StaleAfterDuration() != 0 || c.IgnoreFunc() != nil || c.EnvironmentList() != nil {
 		t.Errorf("empty config is not neutral: %+v", c)
 	}
 	var nilConfig *Config
-	if nilConfig.Overrides() != nil || nilConfig.Expected() != nil || nilConfig.IgnoreFunc() != nil {
+	if nilConfig.Overrides() != nil || nilConfig.Expected() != nil || nilConfig.IgnoreFunc() != nil || nilConfig.EnvironmentList() != nil {
 		t.Error("a nil *Config is not neutral")
 	}
 }
@@ -81,7 +88,7 @@ func TestBadConfigs(t *testing.T) {
 		want []string // error lines, in order
 	}{
 		{"unknown top-level field", header + "rules: {}\nfoo: 1\n",
-			[]string{`k.yaml:4:1: foo: unknown field (known: apiVersion, expectedReaders, ignore, kind, manyPrincipals, paths, rules, staleAfter)`}},
+			[]string{`k.yaml:4:1: foo: unknown field (known: apiVersion, environments, expectedReaders, ignore, kind, manyPrincipals, paths, rules, staleAfter)`}},
 		{"misspelt nested field", header + "rules:\n  KH102:\n    severty: low\n",
 			[]string{`k.yaml:5:5: rules.KH102.severty: unknown field: did you mean "severity"?`}},
 		{"wrong case", header + "ManyPrincipals: 3\n",
@@ -152,6 +159,31 @@ func TestBadConfigs(t *testing.T) {
 		{"bad duration", header + "staleAfter: 3 months\n", []string{`k.yaml:3:1: staleAfter: "3 months" is not a duration (want, say, 90d or 2160h)`}},
 		{"bad days", header + "staleAfter: 1.5d\n", []string{`k.yaml:3:1: staleAfter: "1.5d" is not a number of days`}},
 		{"negative duration", header + "staleAfter: -1h\n", []string{`k.yaml:3:1: staleAfter: must be positive, not "-1h"`}},
+		{"one environment", header + "environments:\n  - {name: prod, namespaceSelector: env=prod}\n",
+			[]string{`k.yaml:3:1: environments: one environment has no lower one to be exposed to: list at least two, lowest first`}},
+		{"environment problems, each with its line", header + "environments:\n" +
+			"  - {namespaceSelector: env=dev}\n" +
+			"  - {name: Staging, namespaceSelector: env=staging}\n" +
+			"  - {name: prod}\n" +
+			"  - {name: prod2, namespaceSelector: \"env in (prod\"}\n" +
+			"  - {name: prod, namespaceSelector: env=prod}\n" +
+			"  - {name: qa, namespaceSelector: \"\"}\n" +
+			"  - {name: uat, namespaceSelector: \"env = staging\"}\n" +
+			"  - {name: [x], namespaceSelector: env=x}\n" +
+			"  - {name: y, namespaceSelector: env=y, selector: env=y}\n",
+			[]string{
+				`k.yaml:4:5: environments[0]: environment without a name`,
+				`k.yaml:5:6: environments[1].name: "Staging" is not a valid name: a lowercase RFC 1123 label`,
+				`k.yaml:6:5: environments[2]: environment "prod" without a namespaceSelector`,
+				`k.yaml:7:19: environments[3].namespaceSelector: "env in (prod" is not a label selector`,
+				`k.yaml:8:6: environments[4].name: "prod" is listed twice (also environments[2])`,
+				`k.yaml:9:16: environments[5].namespaceSelector: an empty selector selects every namespace`,
+				`k.yaml:10:17: environments[6].namespaceSelector: the same selector as environments[1]`,
+				`k.yaml:11:12: environments[7].name: want a string, not a list`,
+				`k.yaml:12:41: environments[8].selector: unknown field`,
+			}},
+		{"environments not a list", header + "environments: {dev: env=dev}\n",
+			[]string{`k.yaml:3:15: environments: want a list, not a mapping`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("k.yaml", []byte(tc.in))

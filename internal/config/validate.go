@@ -9,6 +9,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/keyhole-sec/keyhole/internal/environment"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
@@ -36,6 +37,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateRules(c)
 	d.validateSubjects(c)
+	d.validateEnvironments(c)
 	if c.ManyPrincipals != nil && *c.ManyPrincipals < 1 {
 		d.problem("manyPrincipals", d.at("manyPrincipals"), "must be at least 1, not %d", *c.ManyPrincipals)
 	}
@@ -144,5 +146,66 @@ func (d *decoder) validateSubjects(c *Config) {
 			continue
 		}
 		seen[key] = field
+	}
+}
+
+// validateEnvironments checks names and selectors, and keeps the parsed
+// list only when every entry is valid. Whether two selectors overlap
+// depends on the namespaces' labels, so that is checked at analysis time
+// (docs/environments.md).
+func (d *decoder) validateEnvironments(c *Config) {
+	if len(c.Environments) == 1 {
+		d.problem("environments", d.at("environments"), "one environment has no lower one to be exposed to: list at least two, lowest first")
+		return
+	}
+	names := map[string]string{}
+	selectors := map[string]string{}
+	var envs []environment.Environment
+	ok := true
+	for i, e := range c.Environments {
+		field := fmt.Sprintf("environments[%d]", i)
+		switch {
+		case e.Name == "":
+			ok = false
+			if !d.reported[field+".name"] { // else reported by the walk
+				d.problem(field, d.at(field), "environment without a name")
+			}
+		case len(utilvalidation.IsDNS1123Label(e.Name)) > 0:
+			ok = false
+			d.problem(field+".name", d.at(field+".name"), "%q is not a valid name: %s", e.Name, utilvalidation.IsDNS1123Label(e.Name)[0])
+		case names[e.Name] != "":
+			ok = false
+			d.problem(field+".name", d.at(field+".name"), "%q is listed twice (also %s)", e.Name, names[e.Name])
+		default:
+			names[e.Name] = field
+		}
+		if e.NamespaceSelector == "" {
+			ok = false
+			switch {
+			case d.reported[field+".namespaceSelector"]: // by the walk
+			case d.at(field+".namespaceSelector") != nil:
+				d.problem(field+".namespaceSelector", d.at(field+".namespaceSelector"), "an empty selector selects every namespace")
+			default:
+				d.problem(field, d.at(field), "environment %q without a namespaceSelector", e.Name)
+			}
+			continue
+		}
+		env, err := environment.Parse(e.Name, e.NamespaceSelector)
+		if err != nil {
+			ok = false
+			d.problem(field+".namespaceSelector", d.at(field+".namespaceSelector"), "%v", err)
+			continue
+		}
+		canonical := env.Selector.String()
+		if prev, dup := selectors[canonical]; dup {
+			ok = false
+			d.problem(field+".namespaceSelector", d.at(field+".namespaceSelector"), "the same selector as %s: every namespace it selects would be in both", prev)
+			continue
+		}
+		selectors[canonical] = field
+		envs = append(envs, env)
+	}
+	if ok {
+		c.environments = envs
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/auditlog"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -96,6 +97,9 @@ func (d *daemon) analyzeOnce() {
 		return
 	}
 	first := d.latest.Swap(snap) == nil
+	if d.audit != nil {
+		d.audit.explainer.Store(auditlog.NewExplainer(snap.report))
+	}
 	// The analysis allocates several times the report it keeps, and the
 	// previous report is garbage now. Return that memory at once rather
 	// than hold the peak until the collector gets to it: a daemon's
@@ -120,6 +124,8 @@ func (d *daemon) analyze(now time.Time) (snap *snapshot, err error) {
 	opts.Now = now
 	in := audit.LiveInput(b, cov, problems)
 	in.Git = d.gitInput()
+	in.Encryption = d.encryptionStatus()
+	in.Reads = d.auditSnapshot()
 	rep, err := audit.Analyze(in, opts)
 	if err != nil {
 		return nil, err

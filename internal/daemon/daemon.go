@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/audit"
+	"github.com/keyhole-sec/keyhole/internal/encryption"
 	"github.com/keyhole-sec/keyhole/internal/httpauth"
 	"github.com/keyhole-sec/keyhole/internal/metrics"
 	"github.com/keyhole-sec/keyhole/internal/source/cluster"
@@ -73,8 +74,14 @@ type Options struct {
 	// Git, when non-nil, scans a repository mounted into the pod for
 	// plaintext Secrets, into the same report.
 	Git *Git
+	// EncryptionInterval is how often the API server's /metrics is read
+	// for encryption at rest; DefaultEncryptionInterval when 0.
+	EncryptionInterval time.Duration
 	// ReportAuth configures the authentication of /api/v1/report.
 	ReportAuth httpauth.Options
+	// AuditLog, when non-nil, receives audit events (a webhook, a log
+	// file) and adds who did read each Secret to the report.
+	AuditLog *AuditLog
 	// Version is keyhole's version, for keyhole_build_info.
 	Version string
 	// Logger receives the daemon's logs; required.
@@ -100,12 +107,22 @@ func (o Options) withDefaults() (Options, error) {
 	if o.TelemetryPath == "" {
 		o.TelemetryPath = DefaultTelemetryPath
 	}
+	if o.EncryptionInterval <= 0 {
+		o.EncryptionInterval = DefaultEncryptionInterval
+	}
 	if o.Git != nil {
 		g, err := o.Git.withDefaults()
 		if err != nil {
 			return o, err
 		}
 		o.Git = &g
+	}
+	if o.AuditLog != nil {
+		a, err := o.AuditLog.withDefaults()
+		if err != nil {
+			return o, err
+		}
+		o.AuditLog = &a
 	}
 	if o.LeaderElection != nil {
 		le, err := o.LeaderElection.withDefaults()
@@ -128,9 +145,14 @@ type daemon struct {
 	// git is the newest scan of the repository; nil until the first one,
 	// or without one.
 	git atomic.Pointer[analysis.GitInput]
+	// encryption is the latest read of the API server's /metrics; nil
+	// until the first.
+	encryption atomic.Pointer[encryption.Status]
 	// leader is true while this replica holds the lease (always, without
 	// leader election).
 	leader atomic.Bool
+	// audit is the audit log source; nil without one.
+	audit *auditSource
 	// changed has a token when the cluster changed since the last
 	// analysis started.
 	changed chan struct{}
@@ -178,8 +200,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot use the Kubernetes API: %w", err)
 	}
+	if opts.AuditLog != nil {
+		if d.audit, err = d.newAuditSource(reg, cs); err != nil {
+			return err
+		}
+	}
 	srv, err := d.newServer(reg, httpauth.New(cs, opts.ReportAuth))
 	if err != nil {
+		if d.audit != nil && d.audit.listener != nil {
+			_ = d.audit.listener.Close()
+		}
 		return err
 	}
 
@@ -201,6 +231,13 @@ func Run(ctx context.Context, opts Options) error {
 		// processes when runCtx does.
 		go d.gitLoop(runCtx)
 	}
+	// Nor this one: a read in progress ends with runCtx.
+	go d.encryptionLoop(runCtx)
+
+	stopAudit := func(context.Context) {}
+	if d.audit != nil {
+		stopAudit = d.audit.run(runCtx, d)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.serve() }()
@@ -219,6 +256,9 @@ func Run(ctx context.Context, opts Options) error {
 		d.log.Warn("in-flight requests did not finish in time", "err", serr)
 	}
 	stop()
+	// After the informers' context: the audit log's last flush stores
+	// what the webhook received until it stopped.
+	stopAudit(sctx)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {

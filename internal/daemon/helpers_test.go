@@ -16,63 +16,37 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
 
+	"github.com/keyhole-sec/keyhole/internal/daemontest"
 	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/testlog"
 )
 
 // inProcess is a daemon run by Run in this test process.
 type inProcess struct {
-	addr   string
-	logs   *testlog.Buffer
-	cancel context.CancelFunc
-	done   chan error
+	addr string
+	logs *testlog.Buffer
 }
 
 // startInProcess runs the daemon against cfg on a free loopback port and
 // stops it when t ends. edit may change the options.
 func startInProcess(t *testing.T, cfg *rest.Config, edit func(*Options)) *inProcess {
 	t.Helper()
-	logs := &testlog.Buffer{}
-	addrs := make(chan string, 1)
-	opts := Options{
-		Config:          cfg,
-		Debounce:        200 * time.Millisecond,
-		ListenAddresses: []string{"127.0.0.1:0"},
-		Version:         "test",
-		Logger:          slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Listening:       func(a string) { addrs <- a },
-	}
-	opts.Metrics.PerSecret = true
-	if edit != nil {
-		edit(&opts)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &inProcess{logs: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { d.done <- Run(ctx, opts) }()
-	select {
-	case d.addr = <-addrs:
-	case err := <-d.done:
-		cancel()
-		t.Fatalf("daemon did not start: %v\nlogs:\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("daemon did not bind its port within 30 s")
-	}
-	t.Cleanup(func() {
-		d.cancel()
-		select {
-		case err := <-d.done:
-			if err != nil {
-				t.Errorf("daemon: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("daemon did not stop within 15 s of its context's end")
+	d := daemontest.Start(t, func(ctx context.Context, logger *slog.Logger, listening func(string)) error {
+		opts := Options{
+			Config:          cfg,
+			Debounce:        200 * time.Millisecond,
+			ListenAddresses: []string{"127.0.0.1:0"},
+			Version:         "test",
+			Logger:          logger,
+			Listening:       listening,
 		}
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", logs)
+		opts.Metrics.PerSecret = true
+		if edit != nil {
+			edit(&opts)
 		}
+		return Run(ctx, opts)
 	})
-	return d
+	return &inProcess{addr: d.Addr, logs: d.Logs}
 }
 
 func (d *inProcess) url(path string) string { return "http://" + d.addr + path }

@@ -172,6 +172,10 @@ func TestDashboard(t *testing.T) {
 		"keyhole_last_analysis_timestamp_seconds", // daemon health
 		"keyhole_source_up",
 		"keyhole_leader",
+		"keyhole_cross_environment_readers", // Secrets readable from a lower environment
+		"keyhole_etcd_encryption",           // encryption at rest of Secrets
+		"keyhole_secret_actual_readers",     // could read vs did read
+		"keyhole_secret_unused_readers",
 	} {
 		if !used[m] {
 			t.Errorf("no panel queries %s", m)

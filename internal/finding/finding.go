@@ -1,7 +1,9 @@
 // Package finding owns keyhole's rule catalog (stable ids, titles, default
 // severities, documentation links), severities, and finding fingerprints.
 // Rule ids are KH plus three digits, grouped by hundreds: 1xx RBAC, 2xx
-// workloads, 3xx git, 4xx hygiene, 5xx posture. An id is never reused.
+// workloads, 3xx git, 4xx hygiene, 5xx posture, 6xx what the cluster
+// itself says (encryption at rest, environments, the audit log). An id is
+// never reused.
 package finding
 
 import (
@@ -91,6 +93,15 @@ const (
 	LiveSecretValueInGit      = "KH412"
 
 	MigrationSuggested = "KH501"
+
+	SecretsNotEncrypted     = "KH601"
+	WeakEncryptionProvider  = "KH602"
+	EncryptionAtRestUnknown = "KH603"
+
+	CrossEnvironmentRead = "KH610"
+
+	UnusedSecretGrant     = "KH620"
+	UnexplainedSecretRead = "KH621"
 )
 
 var catalog = []Rule{
@@ -142,6 +153,21 @@ var catalog = []Rule{
 
 	{MigrationSuggested, "Secret should move to Sealed Secrets or Vault", Info,
 		"Where the value lives adds to its exposure: a plaintext manifest in git, a credential that never rotates, a value every reader of etcd-backed Secrets can read. The recommendation names the target and why."},
+
+	{SecretsNotEncrypted, "Secrets not encrypted at rest", Critical,
+		"The API server stores Secrets in etcd as plain base64: whoever reads etcd, its disk or its backups reads every Secret's value, without any Kubernetes permission."},
+	{WeakEncryptionProvider, "Secrets encrypted with a provider upstream does not recommend", Low,
+		"Secrets are encrypted in etcd, but with a local key kept in a file on the control-plane hosts (aescbc, aesgcm, secretbox) or through the deprecated KMS v1 API, where KMS v2 keeps the key encryption key in an external KMS."},
+	{EncryptionAtRestUnknown, "Encryption at rest of Secrets unknown", Info,
+		"keyhole could not tell from the API server's metrics whether Secrets are encrypted in etcd (forbidden, unreadable, or no Secret transformation reported yet): it never assumes they are."},
+
+	{CrossEnvironmentRead, "Secret readable from a lower environment", High,
+		"An identity of a lower environment (a staging ServiceAccount, a subject bound only in dev namespaces) can read a Secret of a higher one, directly or through an indirect path: a compromise of the less protected environment reaches the more protected one."},
+
+	{UnusedSecretGrant, "Secret read grant unused for the whole audit window", Low,
+		"A subject that RBAC lets read Secrets read none of them for the whole audit window: the grant only adds exposure, and the suggested change removes it without taking a read from anyone who made one."},
+	{UnexplainedSecretRead, "Secret read that no known grant explains", High,
+		"The audit log shows a subject reading a Secret that, by keyhole's analysis of RBAC, it cannot read: a webhook or cloud authorizer granted it, the grant was removed since, or the model is wrong."},
 }
 
 // Catalog returns every rule, sorted by id.

@@ -45,6 +45,7 @@ type Definition struct {
 const (
 	labelNamespace   = "namespace"
 	labelSecret      = "secret"
+	labelFromEnv     = "from_environment"
 	labelPath        = "path"
 	labelSeverity    = "severity"
 	labelManager     = "manager"
@@ -56,6 +57,8 @@ const (
 	labelGoVersion   = "goversion"
 	labelRepo        = "repo"
 	labelState       = "state"
+	labelProvider    = "provider"
+	labelCode        = "code"
 )
 
 // Metric names.
@@ -65,10 +68,12 @@ const (
 	nameSecretSeverity      = "keyhole_secret_severity"
 	nameSecretEnvInjections = "keyhole_secret_env_injections"
 	nameSecretManaged       = "keyhole_secret_managed"
+	nameCrossEnvReaders     = "keyhole_cross_environment_readers"
 	nameSecretReaderInfo    = "keyhole_secret_reader_info"
 	nameFindings            = "keyhole_findings"
 	nameGitPlaintext        = "keyhole_git_plaintext_secrets"
 	nameFindingsCluster     = "keyhole_findings_cluster"
+	nameEtcdEncryption      = "keyhole_etcd_encryption"
 	nameSecrets             = "keyhole_secrets"
 	nameBuildInfo           = "keyhole_build_info"
 	nameAnalysisDuration    = "keyhole_analysis_duration_seconds"
@@ -77,6 +82,17 @@ const (
 	nameEvents              = "keyhole_events_total"
 	nameSourceUp            = "keyhole_source_up"
 	nameLeader              = "keyhole_leader"
+
+	nameSecretActualReaders = "keyhole_secret_actual_readers"
+	nameSecretUnusedReaders = "keyhole_secret_unused_readers"
+	nameUnexplainedReads    = "keyhole_unexplained_reads_total"
+	nameAuditEvents         = "keyhole_audit_events_received_total"
+	nameAuditSecretReads    = "keyhole_audit_secret_reads_total" //nolint:gosec // G101: a metric name, not a credential
+	nameAuditDropped        = "keyhole_audit_events_dropped_total"
+	nameAuditRequests       = "keyhole_audit_webhook_requests_total"
+	nameAuditEntries        = "keyhole_audit_summary_entries"
+	nameAuditEvictions      = "keyhole_audit_summary_evictions_total"
+	nameAuditPersistErrors  = "keyhole_audit_persist_errors_total"
 )
 
 // noManager is keyhole_secret_managed's manager for a Secret no known tool
@@ -119,6 +135,28 @@ var Catalog = []Definition{
 		Cardinality: "Secrets",
 	},
 	{
+		Name: nameCrossEnvReaders, Type: Gauge, Set: PerSecret,
+		Labels: []string{labelNamespace, labelSecret, labelFromEnv},
+		Help: "Distinct readers of the Secret that come from an environment lower than the Secret's, by that environment (rule KH610, docs/environments.md): " +
+			"identities of the lower environment, and readers of no environment whose indirect path starts there. Expected readers are not counted. " +
+			"Only with environments in the config; a Secret with no such reader has no series.",
+		Cardinality: "Secrets readable from a lower environment × those environments (at most the configured environments but one)",
+	},
+	{
+		Name: nameSecretActualReaders, Type: Gauge, Set: PerSecret,
+		Labels: []string{labelNamespace, labelSecret},
+		Help: "Subjects the audit log saw reading the Secret within the audit window, by a get of it or a list or watch of its namespace (docs/audit.md). " +
+			"Only with an audit source (--audit-webhook-addr or --audit-log-file); a Secret nobody read has the value 0.",
+		Cardinality: "Secrets",
+	},
+	{
+		Name: nameSecretUnusedReaders, Type: Gauge, Set: PerSecret,
+		Labels: []string{labelNamespace, labelSecret},
+		Help: "Direct readers of the Secret, expected ones aside, that did not read it within the audit window: grants to remove (rule KH620). " +
+			"Only once the audit source has observed a whole window.",
+		Cardinality: "Secrets",
+	},
+	{
 		Name: nameSecretReaderInfo, Type: Gauge, Set: ReaderInfo,
 		Labels: []string{labelNamespace, labelSecret, labelSubjectKind, labelSubject, labelPath},
 		Help: "A subject that can obtain the Secret's value, and the kind of its shortest path; value 1. " +
@@ -151,6 +189,14 @@ var Catalog = []Definition{
 			"suppressed findings neither): state=\"present\" for those HEAD still holds, state=\"history\" for those only its history holds. " +
 			"repo is the repository's configured short name (--git-repo-name), never a path or URL. Only when a repository is scanned.",
 		Cardinality: "2 per scanned repository",
+	},
+	{
+		Name: nameEtcdEncryption, Type: Gauge, Set: RollUp,
+		Labels: []string{labelProvider},
+		Help: "How the API server stores Secrets in etcd, from its own /metrics (docs/rules/KH601.md): one series, value 1, whose provider is " +
+			"identity (plain base64, not encrypted), aescbc, aesgcm, secretbox, kms-v1, kms-v2, other (a provider keyhole does not know), " +
+			"or unknown (/metrics forbidden or unreadable, or no Secret transformation reported yet). Re-read every --encryption-interval; absent before the first read.",
+		Cardinality: "1",
 	},
 	{
 		Name: nameBuildInfo, Type: Gauge, Set: SelfMetrics,
@@ -188,6 +234,48 @@ var Catalog = []Definition{
 	{
 		Name: nameLeader, Type: Gauge, Set: SelfMetrics,
 		Help:        "1 while this replica is the leader, else 0; only the leader exports the findings metrics.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditEvents, Type: Counter, Set: SelfMetrics,
+		Help:        "Audit events received by this replica, from the webhook or the audit log file. Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditSecretReads, Type: Counter, Set: SelfMetrics,
+		Help:        "Secret reads among the audit events received: completed gets, lists and watches of Secrets with a code below 400. Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditDropped, Type: Counter, Set: SelfMetrics,
+		Help:        "Secret reads received from the webhook but dropped because the queue to the summary was full: the webhook answers at once rather than hold up the API server. Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameUnexplainedReads, Type: Counter, Set: SelfMetrics,
+		Help: "Secret reads received that the latest report's readers do not explain: no RBAC grant, system:masters membership or Node authorizer path lets the subject read the Secret (rule KH621). " +
+			"Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditRequests, Type: Counter, Set: SelfMetrics,
+		Labels:      []string{labelCode},
+		Help:        "Audit webhook requests by HTTP status code: 200, 400 (not an EventList), 401 (no credentials), 403 (wrong token), 405, 413 (batch too large). Only with --audit-webhook-addr.",
+		Cardinality: "status codes answered, at most 6",
+	},
+	{
+		Name: nameAuditEntries, Type: Gauge, Set: SelfMetrics,
+		Help:        "(subject, Secret) entries in this replica's audit summary; bounded by --audit-max-entries. Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditEvictions, Type: Counter, Set: SelfMetrics,
+		Help:        "Audit summary entries dropped to stay within --audit-max-entries or to fit a stored shard: reads forgotten early. Only with an audit source.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameAuditPersistErrors, Type: Counter, Set: SelfMetrics,
+		Help:        "Failed merges of the audit summary into its ConfigMaps; the reads stay pending for the next attempt. Only with an audit source and a namespace to store in.",
 		Cardinality: "1",
 	},
 }

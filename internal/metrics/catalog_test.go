@@ -111,9 +111,10 @@ func descName(d *prometheus.Desc) string {
 // entry is described; and what they emit has the catalog's type, help and
 // labels.
 func TestCatalogMatchesCollectors(t *testing.T) {
-	findings := newHolder(withGit(world())).collector(Options{PerSecret: true, ReaderInfo: true})
+	findings := newHolder(withAudit(withCrossEnv(withPosture(withGit(world()))), true)).collector(Options{PerSecret: true, ReaderInfo: true})
 	rec := &recorder{}
 	self := NewSelf(rec, "v1.2.3")
+	audit := NewAudit(rec, func() (int, uint64) { return 1, 0 })
 	collectors := append([]prometheus.Collector{findings}, rec.collectors...)
 
 	described := map[string]bool{}
@@ -141,6 +142,7 @@ func TestCatalogMatchesCollectors(t *testing.T) {
 	self.AnalysisDone(time.Second, time.Unix(1, 0), nil)
 	self.Event("secrets")
 	self.SourceUp("secrets", true)
+	audit.Request(200)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collectors...)
 	families, err := reg.Gather()

@@ -24,7 +24,10 @@ type Findings struct {
 
 	secretReaders, secretScore, secretSeverity, secretEnv, secretManaged *prometheus.Desc
 	readerInfo                                                           *prometheus.Desc
+	crossEnvReaders                                                      *prometheus.Desc
 	findings, findingsCluster, secrets, gitPlaintext                     *prometheus.Desc
+	etcdEncryption                                                       *prometheus.Desc
+	actualReaders, unusedReaders                                         *prometheus.Desc
 }
 
 // NewFindings returns the findings collector. latest returns the report to
@@ -42,10 +45,14 @@ func NewFindings(latest func() *report.Report, exporting func() bool, opts Optio
 		secretEnv:       newDesc(nameSecretEnvInjections),
 		secretManaged:   newDesc(nameSecretManaged),
 		readerInfo:      newDesc(nameSecretReaderInfo),
+		crossEnvReaders: newDesc(nameCrossEnvReaders),
 		findings:        newDesc(nameFindings),
 		findingsCluster: newDesc(nameFindingsCluster),
 		secrets:         newDesc(nameSecrets),
 		gitPlaintext:    newDesc(nameGitPlaintext),
+		etcdEncryption:  newDesc(nameEtcdEncryption),
+		actualReaders:   newDesc(nameSecretActualReaders),
+		unusedReaders:   newDesc(nameSecretUnusedReaders),
 	}
 }
 
@@ -61,12 +68,16 @@ func (f *Findings) Describe(ch chan<- *prometheus.Desc) {
 	ch <- f.findingsCluster
 	ch <- f.secrets
 	ch <- f.gitPlaintext
+	ch <- f.etcdEncryption
 	if f.opts.PerSecret {
 		ch <- f.secretReaders
 		ch <- f.secretScore
 		ch <- f.secretSeverity
 		ch <- f.secretEnv
 		ch <- f.secretManaged
+		ch <- f.crossEnvReaders
+		ch <- f.actualReaders
+		ch <- f.unusedReaders
 	}
 	if f.opts.ReaderInfo {
 		ch <- f.readerInfo
@@ -125,6 +136,9 @@ func (f *Findings) rollUps(ch chan<- prometheus.Metric, r *report.Report) {
 		gauge(ch, f.secrets, float64(n), labelValue(ns))
 	}
 	f.gitRollUp(ch, r)
+	if r.Posture != nil && r.Posture.EncryptionAtRest != nil {
+		gauge(ch, f.etcdEncryption, 1, labelValue(r.Posture.EncryptionAtRest.Provider))
+	}
 }
 
 // gitRollUp emits keyhole_git_plaintext_secrets for each repository the
@@ -193,6 +207,28 @@ func (f *Findings) perSecret(ch chan<- prometheus.Metric, r *report.Report) {
 		}
 	}
 	f.readerCounts(ch, r)
+	f.crossEnvCounts(ch, r)
+	f.auditCounts(ch, r)
+}
+
+// crossEnvCounts emits keyhole_cross_environment_readers: per Secret, the
+// readers of each lower environment. The report lists a reader once per
+// Secret, so each entry is a distinct reader.
+func (f *Findings) crossEnvCounts(ch chan<- prometheus.Metric, r *report.Report) {
+	for i := range r.Secrets {
+		s := &r.Secrets[i]
+		if len(s.CrossEnv) == 0 {
+			continue
+		}
+		counts := map[string]int{}
+		for _, c := range s.CrossEnv {
+			counts[c.FromEnvironment]++
+		}
+		ns, name := labelValue(s.Namespace), labelValue(s.Name)
+		for _, from := range slices.Sorted(maps.Keys(counts)) {
+			gauge(ch, f.crossEnvReaders, float64(counts[from]), ns, name, labelValue(from))
+		}
+	}
 }
 
 // namespaceRuns calls fn with each run of consecutive Secrets of one

@@ -265,7 +265,13 @@ func TestFindingsOptions(t *testing.T) {
 			for _, d := range Catalog {
 				// The git roll-up is described always but has series only
 				// when a repository was scanned: TestGitPlaintextRollUp.
-				if d.Set == SelfMetrics || d.Name == nameGitPlaintext {
+				// Cross-environment readers, only with environments:
+				// TestCrossEnvironmentReaders. Encryption at rest, only
+				// once /metrics was read: TestEtcdEncryption. Actual and
+				// unused readers, only with an audit source:
+				// TestAuditCounts.
+				if d.Set == SelfMetrics || d.Name == nameGitPlaintext || d.Name == nameCrossEnvReaders || d.Name == nameEtcdEncryption ||
+					d.Name == nameSecretActualReaders || d.Name == nameSecretUnusedReaders {
 					continue
 				}
 				inWant := strings.Contains(tt.want, "# TYPE "+d.Name+" ")
@@ -298,14 +304,14 @@ func TestFindingsLint(t *testing.T) {
 var allowedLabels = map[string]bool{
 	"namespace": true, "secret": true, "path": true, "severity": true, "manager": true, "rule": true,
 	"subject_kind": true, "subject": true, "resource": true, "version": true, "goversion": true,
-	"repo": true, "state": true,
+	"repo": true, "state": true, "provider": true, "from_environment": true, "code": true,
 }
 
 // TestFindingsCanary: no emitted label is outside the allowed names, and no
 // label value holds the canary, though the report carries it in a finding
 // message, a suppression reason and an exposure reason.
 func TestFindingsCanary(t *testing.T) {
-	c := newHolder(withGit(world())).collector(Options{PerSecret: true, ReaderInfo: true})
+	c := newHolder(withPosture(withGit(world()))).collector(Options{PerSecret: true, ReaderInfo: true})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	families, err := reg.Gather()

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/workload"
@@ -60,14 +62,14 @@ const (
 
 // Secret types the rules treat apart.
 const (
-	typeServiceAccountToken = "kubernetes.io/service-account-token"
+	typeServiceAccountToken = string(corev1.SecretTypeServiceAccountToken)
 	typeHelmRelease         = "helm.sh/release.v1"
-	typeDockerConfigJSON    = "kubernetes.io/dockerconfigjson"
-	typeDockerConfig        = "kubernetes.io/dockercfg"
-	typeBasicAuth           = "kubernetes.io/basic-auth"
-	typeSSHAuth             = "kubernetes.io/ssh-auth"
-	typeTLS                 = "kubernetes.io/tls"
-	typeBootstrapToken      = "bootstrap.kubernetes.io/token"
+	typeDockerConfigJSON    = string(corev1.SecretTypeDockerConfigJson)
+	typeDockerConfig        = string(corev1.SecretTypeDockercfg)
+	typeBasicAuth           = string(corev1.SecretTypeBasicAuth)
+	typeSSHAuth             = string(corev1.SecretTypeSSHAuth)
+	typeTLS                 = string(corev1.SecretTypeTLS)
+	typeBootstrapToken      = string(corev1.SecretTypeBootstrapToken)
 )
 
 // Facts are what the rules look at: one Secret's names and the analysis's

@@ -265,6 +265,10 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 			line("  - %s: %s", printable(a.ID), printable(a.Text))
 		}
 	}
+	writeExplainCrossEnv(line, s)
+	if err := writeExplainReads(ew, s); err != nil {
+		return err
+	}
 	if len(s.Readers) == 0 {
 		line("\nNo subject can read this Secret.")
 		return ew.err
@@ -288,6 +292,22 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 		}
 	}
 	return ew.err
+}
+
+// writeExplainCrossEnv writes the Secret's environment and its readers
+// from lower environments (KH610), whose paths follow with the others.
+func writeExplainCrossEnv(line func(string, ...any), s *Secret) {
+	if s.Environment == "" {
+		return
+	}
+	if len(s.CrossEnv) == 0 {
+		line("environment %s: no reader from a lower environment", printable(s.Environment))
+		return
+	}
+	line("environment %s: %s from lower environments", printable(s.Environment), plural(len(s.CrossEnv), "reader"))
+	for _, c := range s.CrossEnv {
+		line("  - from %s: %s (%s; %s)", printable(c.FromEnvironment), printable(nodeName(c.Subject)), printable(c.Path), printable(c.BasisText()))
+	}
 }
 
 // writeReaderRows writes readers without steps (direct ones) as aligned

@@ -53,7 +53,7 @@ func renderMarkdown(r *Report, limit int) string {
 
 	head := mdHead(r)
 	errs := mdErrors(r.Errors)
-	secrets := mdSecrets(r.Secrets)
+	secrets := mdSecrets(r.Secrets) + mdCrossEnvironment(r.Secrets)
 	foot := mdFooter(r)
 
 	// The fixed sections are small and bounded; the findings get what is
@@ -91,6 +91,7 @@ func mdHead(r *Report) string {
 	if s := r.Summary.Suppressed; s > 0 {
 		fmt.Fprintf(&b, "%s suppressed by annotation or baseline: not counted and not listed.\n\n", mdPlural(s, "finding"))
 	}
+	b.WriteString(mdEncryptionAtRest(r.Posture))
 	return b.String()
 }
 
@@ -191,6 +192,55 @@ func mdSecrets(secrets []Secret) string {
 	for _, s := range top {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", mdCodeCell(s.Namespace+"/"+s.Name), mdText(s.Exposure.Severity),
 			s.Exposure.Score, s.Exposure.Principals, mdTopReaders(s), mdRecommendation(s.Recommendation))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// mdCrossEnvMaxReaders is how many readers a cross-environment row names.
+const mdCrossEnvMaxReaders = 3
+
+// mdCrossEnvironment lists the Secrets readable from a lower environment,
+// a row per Secret and lower environment, at most markdownTopSecrets rows
+// and mdCrossEnvMaxReaders readers a row: bounded, like every fixed
+// section.
+func mdCrossEnvironment(secrets []Secret) string {
+	type row struct {
+		secret, env, from string
+		readers           []string
+	}
+	var rows []row
+	for _, s := range secrets {
+		at := map[string]int{}
+		for _, c := range s.CrossEnv {
+			i, ok := at[c.FromEnvironment]
+			if !ok {
+				i = len(rows)
+				at[c.FromEnvironment] = i
+				rows = append(rows, row{secret: s.Namespace + "/" + s.Name, env: s.Environment, from: c.FromEnvironment})
+			}
+			rows[i].readers = append(rows[i].readers, mdCodeCell(clip(c.Subject.String(), mdMaxName))+" ("+mdText(c.Path)+")")
+		}
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("### Readable from a lower environment (KH610)\n\n")
+	if len(rows) > markdownTopSecrets {
+		fmt.Fprintf(&b, "The first %d of %d Secrets and environments; the JSON report lists every reader.\n\n", markdownTopSecrets, len(rows))
+		rows = rows[:markdownTopSecrets]
+	}
+	b.WriteString("| Secret | Environment | From | Readers |\n| --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		readers := r.readers
+		more := ""
+		if len(readers) > mdCrossEnvMaxReaders {
+			more = fmt.Sprintf(" and %d more", len(readers)-mdCrossEnvMaxReaders)
+			readers = readers[:mdCrossEnvMaxReaders]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s%s |\n", mdCodeCell(clip(r.secret, mdMaxName)), mdText(clip(r.env, mdMaxName)), mdText(clip(r.from, mdMaxName)),
+			strings.Join(readers, ", "), more)
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -6,7 +6,10 @@
 // only ever added, never renamed.
 package report
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // APIVersion and Kind identify the report schema.
 const (
@@ -54,6 +57,8 @@ type SourceCoverage struct {
 	Ignored map[string]int `json:"ignored,omitempty"`
 	// Git is set for a git source: what was read of the repository.
 	Git *GitCoverage `json:"git,omitempty"`
+	// AuditLog is set for the audit log source: what its summary covers.
+	AuditLog *AuditLogCoverage `json:"auditLog,omitempty"`
 }
 
 // GitCoverage is what a git source read.
@@ -75,6 +80,21 @@ type GitCoverage struct {
 	// Correlated says that the live Secrets' values were compared with
 	// the values found (--correlate).
 	Correlated bool `json:"correlated,omitempty"`
+}
+
+// AuditLogCoverage is what the audit log summary covers (docs/audit.md).
+type AuditLogCoverage struct {
+	// Since is when observation started (RFC 3339), Window how far back
+	// reads count (a Go duration, "720h0m0s").
+	Since  string `json:"since"`
+	Window string `json:"window"`
+	// Complete is set once a whole window has been observed: only then
+	// are unused readers (KH620) reported.
+	Complete bool `json:"complete"`
+	// Entries are the (subject, target) pairs kept; Evicted those dropped
+	// to stay within the bound.
+	Entries int    `json:"entries"`
+	Evicted uint64 `json:"evicted,omitempty"`
 }
 
 // Summary holds the counts people and dashboards look at first.
@@ -101,9 +121,24 @@ type Secret struct {
 	ManagedBy      string         `json:"managedBy,omitempty"`
 	EnvInjections  int            `json:"envInjections,omitempty"`
 	Git            *SecretGit     `json:"git,omitempty"`
-	ActualReaders  []ActualReader `json:"actualReaders,omitempty"`
-	CrossEnv       []CrossEnvRead `json:"crossEnvironment,omitempty"`
-	Location       *Location      `json:"location,omitempty"`
+	// ActualReaders are the subjects the audit log saw reading the Secret
+	// within the window (docs/audit.md), sorted by subject; absent when
+	// no audit log was read.
+	ActualReaders []ActualReader `json:"actualReaders,omitempty"`
+	// UnusedReaders are the direct readers that did not read it within
+	// the window, each with the RBAC change that removes it (KH620).
+	UnusedReaders []UnusedReader `json:"unusedReaders,omitempty"`
+	// AuditWindow is set whenever an audit log was read, to the window
+	// of ActualReaders (a Go duration): an empty list then means nobody
+	// read the Secret, not that nobody looked.
+	AuditWindow string `json:"auditWindow,omitempty"`
+	// Environment is the environment of the Secret's namespace, when the
+	// config defines environments and one selects it.
+	Environment string `json:"environment,omitempty"`
+	// CrossEnv are the readers from lower environments than Environment
+	// (KH610, docs/environments.md), in reader order.
+	CrossEnv []CrossEnvRead `json:"crossEnvironment,omitempty"`
+	Location *Location      `json:"location,omitempty"`
 }
 
 // Subject is a User, Group or ServiceAccount.
@@ -251,18 +286,112 @@ type SecretGit struct {
 	LiveValueInGit bool `json:"liveValueInGit,omitempty"`
 }
 
-// ActualReader is a subject seen reading the Secret in the audit log.
+// ActualReader is a subject seen reading the Secret in the audit log,
+// within the window: by a get of it, or a list or watch of its namespace
+// (or of every namespace) since it was created.
 type ActualReader struct {
-	Subject  Subject `json:"subject"`
-	LastSeen string  `json:"lastSeen"`
-	Count    int     `json:"count"`
+	Subject Subject `json:"subject"`
+	// LastSeen is the newest read, RFC 3339.
+	LastSeen string `json:"lastSeen"`
+	// Count is the number of reads in the window (to a day).
+	Count int `json:"count"`
+	// Verbs are the verbs it read with: get, list, watch.
+	Verbs []string `json:"verbs"`
+	// Listed is set when no get named the Secret: only lists or watches
+	// of its namespace, or of every namespace, reached it.
+	Listed bool `json:"listed,omitempty"`
+	// UserAgents and SourceIPs are the most frequent ones, most frequent
+	// first (at most three).
+	UserAgents []string `json:"userAgents,omitempty"`
+	SourceIPs  []string `json:"sourceIPs,omitempty"`
+	// Unexplained is set when no reader of the Secret (an RBAC grant,
+	// system:masters, the Node authorizer) lets the subject read it
+	// (KH621).
+	Unexplained bool `json:"unexplained,omitempty"`
 }
 
-// CrossEnvRead is a reader from a lower environment.
+// UnusedReader is a direct reader that did not read the Secret within the
+// window, with the RBAC changes that remove it without taking away a read
+// anyone made: one per grant (Via) behind it.
+type UnusedReader struct {
+	Subject Subject `json:"subject"`
+	// Changes remove every grant; empty when one cannot be removed safely,
+	// and Reason says why.
+	Changes []RBACChange `json:"changes"`
+	Reason  string       `json:"reason,omitempty"`
+}
+
+// Actions of an RBACChange.
+const (
+	ChangeRemoveSubject       = "remove-subject"
+	ChangeDeleteBinding       = "delete-binding"
+	ChangeNarrowResourceNames = "narrow-resource-names"
+	ChangeDropVerbs           = "drop-verbs"
+)
+
+// RBACChange is one suggested edit of a binding or a role.
+type RBACChange struct {
+	// Action is remove-subject, delete-binding, narrow-resource-names or
+	// drop-verbs.
+	Action string `json:"action"`
+	// Object is the binding or role to edit.
+	Object ObjectRef `json:"object"`
+	// Grant is the binding and role whose Secret reads the change removes.
+	Grant Via `json:"grant"`
+	// Subject is the subject to remove (remove-subject, delete-binding).
+	Subject *Subject `json:"subject,omitempty"`
+	// Rules are the role's rules once changed (narrow-resource-names,
+	// drop-verbs): what to apply.
+	Rules []PolicyRule `json:"rules,omitempty"`
+	// Affects are the other subjects whose Secret reads the change
+	// narrows; none of them made a read it takes away.
+	Affects []Subject `json:"affects,omitempty"`
+	Text    string    `json:"text"`
+}
+
+// PolicyRule is an RBAC rule, as in rbac.authorization.k8s.io/v1.
+type PolicyRule struct {
+	Verbs           []string `json:"verbs"`
+	APIGroups       []string `json:"apiGroups,omitempty"`
+	Resources       []string `json:"resources,omitempty"`
+	ResourceNames   []string `json:"resourceNames,omitempty"`
+	NonResourceURLs []string `json:"nonResourceURLs,omitempty"`
+}
+
+// CrossEnvRead is a reader of the Secret that comes from a lower
+// environment than the Secret's. Its path is the reader's entry in
+// Readers.
 type CrossEnvRead struct {
 	FromEnvironment string  `json:"fromEnvironment"`
 	Subject         Subject `json:"subject"`
-	Path            string  `json:"path"`
+	// Path is the reader's path: "direct", or the kind of its first step.
+	Path string `json:"path"`
+	// Basis says why the reader belongs to FromEnvironment: "namespace"
+	// (a ServiceAccount of one of its namespaces, or the group of one's
+	// ServiceAccounts), "bindings" (a User or Group bound only by
+	// RoleBindings in its namespaces) or "path" (a reader of no
+	// environment whose indirect path starts with a request in one of
+	// its namespaces).
+	Basis string `json:"basis"`
+	// Namespaces are the namespaces of FromEnvironment that place the
+	// reader there.
+	Namespaces []string `json:"namespaces"`
+}
+
+// BasisText says, for people, why a cross-environment reader belongs to
+// its environment: "namespace staging", "bound only in dev-a, dev-b",
+// "path starts in dev".
+func (c CrossEnvRead) BasisText() string {
+	ns := strings.Join(c.Namespaces, ", ")
+	switch c.Basis {
+	case "namespace":
+		return "namespace " + ns
+	case "bindings":
+		return "bound only in " + ns
+	case "path":
+		return "path starts in " + ns
+	}
+	return c.Basis + " " + ns
 }
 
 // Finding is one rule violation.
@@ -316,11 +445,29 @@ type Posture struct {
 	EncryptionAtRest *EncryptionAtRest `json:"encryptionAtRest,omitempty"`
 }
 
-// EncryptionAtRest is how the apiserver stores Secrets in etcd.
+// EncryptionAtRest is how the apiserver stores Secrets in etcd, as its
+// own metrics tell (internal/encryption; docs/report-format.md).
 type EncryptionAtRest struct {
-	// Provider is identity, aescbc, aesgcm, secretbox, kms or unknown.
+	// Provider is identity (plain base64), aescbc, aesgcm, secretbox,
+	// kms-v1, kms-v2, other, or unknown when it cannot be told.
 	Provider string `json:"provider"`
+	// Configured says whether the apiserver runs with an
+	// EncryptionConfiguration; absent when that cannot be told.
+	Configured *bool `json:"configured,omitempty"`
+	// Source is where this was read: apiserver-metrics.
+	Source string `json:"source"`
+	// APIServerVersion is the version of the apiserver that answered.
+	APIServerVersion string `json:"apiserverVersion,omitempty"`
+	// WrittenWith and StoredWith are the providers the apiserver wrote
+	// Secrets with, and read them from etcd with, since it started,
+	// weakest first.
+	WrittenWith []string `json:"writtenWith,omitempty"`
+	StoredWith  []string `json:"storedWith,omitempty"`
+	// Evidence says in a sentence what the metrics showed.
 	Evidence string `json:"evidence"`
+	// Error says why the metrics could not be read, naming the missing
+	// permission when they were forbidden.
+	Error string `json:"error,omitempty"`
 }
 
 // WithReaches returns s with every reader's last step naming s where the

@@ -24,6 +24,7 @@ func WriteTable(w io.Writer, r *Report) error {
 		ew.printf(", %d suppressed", r.Summary.Suppressed)
 	}
 	ew.printf("\n")
+	writeEncryptionAtRest(ew, r.Posture)
 
 	if len(r.Secrets) > 0 {
 		ew.printf("\nSECRETS\n")
@@ -43,6 +44,9 @@ func WriteTable(w io.Writer, r *Report) error {
 			return err
 		}
 		writeRecommendations(ew, r.Secrets)
+		if err := writeCrossEnvironment(ew, r.Secrets); err != nil {
+			return err
+		}
 	}
 
 	if len(r.Findings) > 0 {
@@ -110,6 +114,27 @@ func writeRecommendations(ew *errWriter, secrets []Secret) {
 			ew.printf("    - %s: %s\n", a.ID, a.Text)
 		}
 	}
+}
+
+// writeCrossEnvironment lists, per Secret readable from a lower
+// environment, each such reader: where it comes from, its path and why it
+// belongs there (docs/environments.md).
+func writeCrossEnvironment(ew *errWriter, secrets []Secret) error {
+	var tw *tabwriter.Writer
+	for _, s := range secrets {
+		for _, c := range s.CrossEnv {
+			if tw == nil {
+				ew.printf("\nCROSS-ENVIRONMENT READERS (KH610, docs/environments.md)\n")
+				tw = tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAMESPACE\tSECRET\tENVIRONMENT\tFROM\tREADER\tPATH\tBECAUSE")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Environment, c.FromEnvironment, c.Subject, c.Path, c.BasisText())
+		}
+	}
+	if tw == nil {
+		return nil
+	}
+	return tw.Flush()
 }
 
 func topReaders(s Secret) string {

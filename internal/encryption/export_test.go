@@ -1,0 +1,4 @@
+package encryption
+
+// LineName is lineName, for the external tests that capture samples.
+var LineName = lineName

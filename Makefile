@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: image pin-images all build demo test test-short control-plane promtool sealed-secrets graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
+.PHONY: image pin-images all build demo test test-short control-plane promtool prometheus helm sealed-secrets graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
 
 all: build
 
@@ -20,12 +20,12 @@ build:
 
 ## demo: audit the bundled demo world (exit code 1 means "findings at or above --fail-on", which the demo has on purpose)
 demo: build
-	@$(KEYHOLE) audit --manifests testdata/demo; code=$$?; \
+	@$(KEYHOLE) audit --manifests testdata/demo --config testdata/demo-keyhole.yaml; code=$$?; \
 	if [ $$code -eq 1 ]; then echo "(exit 1: findings at or above --fail-on high, as the demo intends)"; exit 0; fi; exit $$code
 
 ## test: every test, including the integration tests against a real kube-apiserver (built on first run)
 ## The differential test runs verbose, so that the number of triples it checked is printed.
-test: control-plane promtool sealed-secrets graphviz
+test: control-plane promtool prometheus helm sealed-secrets graphviz
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/differential)
 	$(GO) test -count=1 -v ./internal/differential/
 
@@ -40,6 +40,14 @@ control-plane:
 ## promtool: build promtool from the Go module proxy (cached), for the alert rule tests in internal/deploytest
 promtool:
 	@bash internal/deploytest/build-promtool.sh
+
+## prometheus: build the Prometheus server from the Go module proxy (cached), for the end-to-end alert test in internal/deploytest
+prometheus:
+	@bash internal/deploytest/build-prometheus.sh
+
+## helm: build helm v3.22.0 from the Go module proxy (cached), which the chart tests in internal/deploytest run (helm lint, helm template)
+helm:
+	@bash internal/deploytest/build-helm.sh
 
 ## sealed-secrets: build the Sealed Secrets controller v0.27.1 from the Go module proxy (cached), which the sealing tests run against the control plane
 sealed-secrets:

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/kustomize/monitoring/prometheusrule.yaml from dashboards/alerts.yaml")
+var update = flag.Bool("update", false, "rewrite deploy/kustomize/monitoring/prometheusrule.yaml and deploy/helm/keyhole/files/alerts.yaml from dashboards/alerts.yaml")
 
 // The monitoring artefacts under test, relative to this package.
 const (
@@ -26,9 +26,9 @@ const (
 	rulesFile      = "../../dashboards/alerts.yaml"
 	rulesTests     = "../../dashboards/alerts_test.yaml"
 	prometheusRule = monitoring + "/prometheusrule.yaml"
-	runbooks       = "../../docs/runbooks.md"
+	runbooks       = "../../docs/runbooks"
 	operatorCRDs   = "../../testdata/prometheus-operator"
-	runbookBase    = "https://github.com/keyhole-sec/keyhole/blob/main/docs/runbooks.md#"
+	runbookBase    = "https://github.com/keyhole-sec/keyhole/blob/main/docs/runbooks/"
 )
 
 // PrometheusVersion is the github.com/prometheus/prometheus module whose
@@ -39,23 +39,31 @@ const PrometheusVersion = "v0.316.0"
 // build-promtool.sh caches (`make promtool`).
 func promtoolBinary(t *testing.T) string {
 	t.Helper()
+	return cachedTool(t, "promtool", PrometheusVersion, "KEYHOLE_PROMTOOL", "about five minutes")
+}
+
+// cachedTool is $env, else the binary name that `make name` caches in
+// $XDG_CACHE_HOME/keyhole/tools/name-version (build-name.sh); took says how
+// long building it takes, for the message when it is missing.
+func cachedTool(t *testing.T, name, version, env, took string) string {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("-short: skipping test that needs promtool")
+		t.Skip("-short: skipping test that needs " + name)
 	}
-	if p := os.Getenv("KEYHOLE_PROMTOOL"); p != "" {
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	cache := os.Getenv("XDG_CACHE_HOME")
 	if cache == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			t.Fatalf("locating promtool: %v; set KEYHOLE_PROMTOOL", err)
+			t.Fatalf("locating %s: %v; set %s", name, err, env)
 		}
 		cache = filepath.Join(home, ".cache")
 	}
-	p := filepath.Join(cache, "keyhole", "tools", "promtool-"+PrometheusVersion, "promtool")
+	p := filepath.Join(cache, "keyhole", "tools", name+"-"+version, name)
 	if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		t.Fatalf("no promtool at %s: run `make promtool` to build it (once, about five minutes), or point KEYHOLE_PROMTOOL at one", p)
+		t.Fatalf("no %s at %s: run `make %s` to build it (once, %s), or point %s at one", name, p, name, took, env)
 	}
 	return p
 }
@@ -172,7 +180,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 
-	book, err := os.ReadFile(runbooks)
+	index, err := os.ReadFile(filepath.Join(runbooks, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,12 +201,16 @@ func TestAlertRules(t *testing.T) {
 			if a.Annotations["summary"] == "" || a.Annotations["description"] == "" {
 				t.Error("no summary or description annotation")
 			}
-			anchor := strings.ToLower(a.Alert)
-			if got := a.Annotations["runbook_url"]; got != runbookBase+anchor {
-				t.Errorf("runbook_url %q, want %q", got, runbookBase+anchor)
+			page := a.Alert + ".md"
+			if got := a.Annotations["runbook_url"]; got != runbookBase+page {
+				t.Errorf("runbook_url %q, want %q", got, runbookBase+page)
 			}
-			if !regexp.MustCompile(`(?m)^## ` + a.Alert + `$`).Match(book) {
-				t.Errorf("%s has no section \"## %s\"", runbooks, a.Alert)
+			book, err := os.ReadFile(filepath.Join(runbooks, page))
+			if err != nil || !strings.HasPrefix(string(book), "# "+a.Alert+"\n") {
+				t.Errorf("no runbook %s titled %q: %v", filepath.Join(runbooks, page), a.Alert, err)
+			}
+			if !strings.Contains(string(index), "]("+page+")") {
+				t.Errorf("%s/README.md does not list %s", runbooks, page)
 			}
 			// Two replicas scrape as two series; an expression that keeps
 			// instance or pod alerts twice, and again on failover.
@@ -211,6 +223,16 @@ func TestAlertRules(t *testing.T) {
 				}
 			}
 		})
+	}
+	// No runbook outlives its alert.
+	pages, err := filepath.Glob(filepath.Join(runbooks, "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pages {
+		if name := strings.TrimSuffix(filepath.Base(p), ".md"); name != "README" && !seen[name] {
+			t.Errorf("%s is the runbook of no alert of %s", p, rulesFile)
+		}
 	}
 }
 
@@ -302,14 +324,21 @@ func TestMonitoringComponent(t *testing.T) {
 		}
 	}
 
-	objs := objects(t, render(t, kc, overlay))
+	checkMonitoringObjects(t, objects(t, render(t, kc, overlay)))
+}
+
+// checkMonitoringObjects holds the ServiceMonitor and PrometheusRule of a
+// rendering (the example overlay, or the Helm chart with monitoring on)
+// to its Service and to the rules file.
+func checkMonitoringObjects(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
 	find := func(kind string) *unstructured.Unstructured {
 		for _, o := range objs {
 			if o.GetKind() == kind && o.GetName() == "keyhole" {
 				return o
 			}
 		}
-		t.Fatalf("the example overlay has no %s/keyhole", kind)
+		t.Fatalf("the rendering has no %s/keyhole", kind)
 		return nil
 	}
 	svc, sm, pr, dep := find("Service"), find("ServiceMonitor"), find("PrometheusRule"), find("Deployment")

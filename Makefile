@@ -39,11 +39,11 @@ control-plane:
 
 ## promtool: build promtool from the Go module proxy (cached), for the alert rule tests in internal/deploytest
 promtool:
-	@bash internal/deploytest/build-promtool.sh
+	@bash internal/deploytest/build-prometheus.sh promtool
 
 ## prometheus: build the Prometheus server from the Go module proxy (cached), for the end-to-end alert test in internal/deploytest
 prometheus:
-	@bash internal/deploytest/build-prometheus.sh
+	@bash internal/deploytest/build-prometheus.sh prometheus
 
 ## helm: build helm v3.22.0 from the Go module proxy (cached), which the chart tests in internal/deploytest run (helm lint, helm template)
 helm:

@@ -11,6 +11,9 @@
 // pass promtool's checks and unit tests and equal the shipped
 // PrometheusRule, the ServiceMonitor matches the Service, and every query of
 // the Grafana dashboard parses and uses only metrics of internal/metrics's
-// Catalog. promtool comes from build-promtool.sh (`make promtool`). The
-// package has no code of its own: it exists for its tests.
+// Catalog; and a real Prometheus, scraping keyhole serve with those rules,
+// raises the critical alert when a Secret becomes readable by everyone.
+// promtool and the Prometheus server come from build-prometheus.sh (`make
+// promtool`, `make prometheus`). The package has no code of its own: it
+// exists for its tests.
 package deploytest

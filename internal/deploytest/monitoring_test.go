@@ -32,11 +32,11 @@ const (
 )
 
 // PrometheusVersion is the github.com/prometheus/prometheus module whose
-// promtool build-promtool.sh builds; keep the two equal.
+// promtool build-prometheus.sh builds; keep the two equal.
 const PrometheusVersion = "v0.316.0"
 
 // promtoolBinary is $KEYHOLE_PROMTOOL, else the promtool that
-// build-promtool.sh caches (`make promtool`).
+// build-prometheus.sh caches (`make promtool`).
 func promtoolBinary(t *testing.T) string {
 	t.Helper()
 	return cachedTool(t, "promtool", PrometheusVersion, "KEYHOLE_PROMTOOL", "about five minutes")
@@ -409,13 +409,13 @@ func installOperatorCRDs(t *testing.T, kc string, admin []string) {
 }
 
 // TestPromtoolVersion keeps the version the tests look for equal to the
-// one build-promtool.sh builds.
+// one build-prometheus.sh builds.
 func TestPromtoolVersion(t *testing.T) {
-	b, err := os.ReadFile("build-promtool.sh")
+	b, err := os.ReadFile("build-prometheus.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-" + PrometheusVersion + "}"; !bytes.Contains(b, []byte(want)) {
-		t.Errorf("build-promtool.sh does not build %s (want a line %s)", PrometheusVersion, want)
+		t.Errorf("build-prometheus.sh does not build %s (want a line %s)", PrometheusVersion, want)
 	}
 }

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/keyhole-sec/keyhole/internal/analysis"
+	"github.com/keyhole-sec/keyhole/internal/docsync"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated reference in docs/metrics.md")
@@ -23,27 +23,7 @@ var docsPath = filepath.Join("..", "..", "docs", "metrics.md")
 // TestDocs keeps docs/metrics.md's reference equal to what the catalog
 // generates; -update rewrites it.
 func TestDocs(t *testing.T) {
-	data, err := os.ReadFile(docsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(data)
-	begin, end := strings.Index(doc, DocsBegin), strings.Index(doc, DocsEnd)
-	if begin < 0 || end < begin {
-		t.Fatalf("%s lacks the markers %q and %q around the generated reference", docsPath, DocsBegin, DocsEnd)
-	}
-	got := doc[begin : end+len(DocsEnd)+1]
-	want := Reference()
-	if got == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(docsPath, []byte(doc[:begin]+want+doc[end+len(DocsEnd)+1:]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("%s is not what internal/metrics/catalog.go generates (go test ./internal/metrics -run TestDocs -update after an intended change); it should read:\n%s", docsPath, want)
+	docsync.Check(t, docsPath, DocsBegin, DocsEnd, Reference(), *update, "go test ./internal/metrics -run TestDocs -update after an intended change")
 }
 
 // TestCatalogWellFormed: names, types and labels follow the house rules

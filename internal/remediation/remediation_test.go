@@ -2,11 +2,11 @@ package remediation
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/docsync"
 	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -18,27 +18,7 @@ var docsPath = filepath.Join("..", "..", "docs", "remediation.md")
 // TestDocs keeps docs/remediation.md's rule table equal to the code's;
 // -update rewrites it.
 func TestDocs(t *testing.T) {
-	data, err := os.ReadFile(docsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(data)
-	begin, end := strings.Index(doc, DocsBegin), strings.Index(doc, DocsEnd)
-	if begin < 0 || end < begin {
-		t.Fatalf("%s lacks the markers %q and %q around the generated table", docsPath, DocsBegin, DocsEnd)
-	}
-	got := doc[begin : end+len(DocsEnd)+1]
-	want := Reference()
-	if got == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(docsPath, []byte(doc[:begin]+want+doc[end+len(DocsEnd)+1:]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("%s is not what internal/remediation generates (go test ./internal/remediation -run TestDocs -update after an intended change); it should read:\n%s", docsPath, want)
+	docsync.Check(t, docsPath, DocsBegin, DocsEnd, Reference(), *update, "go test ./internal/remediation -run TestDocs -update after an intended change")
 }
 
 // TestRecommend drives every rule of the table, in order, from facts that

@@ -36,6 +36,7 @@ type serveOptions struct {
 	gitRepo        string
 	gitName        string
 	gitInterval    time.Duration
+	gitCorrelate   bool
 	encInterval    time.Duration
 	audiences      []string
 	authCacheTTL   time.Duration
@@ -94,6 +95,7 @@ twice. SIGTERM drains in-flight requests and releases the Lease.`,
 	f.StringVar(&o.gitRepo, "git-repo", "", "git repository mounted into the pod (by a git-sync sidecar) to scan for plaintext Secrets, its whole history, into the same report")
 	f.StringVar(&o.gitName, "git-repo-name", "repo", "the repository's short name, the repo label of keyhole_git_plaintext_secrets (never its path or URL)")
 	f.DurationVar(&o.gitInterval, "git-interval", daemon.DefaultGitInterval, "how often the repository is checked for new commits; history is scanned again only when its refs moved")
+	f.BoolVar(&o.gitCorrelate, "git-correlate", false, "with --git-repo: at every --git-interval, compare the live Secrets' current values with the repository (KH412): a list of every Secret with its data, each value hashed as it arrives and dropped")
 	f.DurationVar(&o.encInterval, "encryption-interval", daemon.DefaultEncryptionInterval, "how often the API server's /metrics is read for encryption at rest of Secrets (keyhole_etcd_encryption, KH601-KH603; needs get on /metrics)")
 	f.StringArrayVar(&o.audiences, "report.audience", nil, "accept on "+daemon.ReportPath+" only bearer tokens the API server confirms were issued for this audience (repeatable; default: the API server's own)")
 	f.DurationVar(&o.authCacheTTL, "report.auth-cache-ttl", httpauth.DefaultCacheTTL, "how long an allowed caller of "+daemon.ReportPath+" is not checked again; 0 checks every request")
@@ -137,7 +139,9 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	opts.Metrics.PerSecret = o.perSecret
 	opts.Metrics.ReaderInfo = o.readerInfo
 	if o.gitRepo != "" {
-		opts.Git = &daemon.Git{Path: o.gitRepo, Name: o.gitName, Interval: o.gitInterval}
+		opts.Git = &daemon.Git{Path: o.gitRepo, Name: o.gitName, Interval: o.gitInterval, Correlate: o.gitCorrelate}
+	} else if o.gitCorrelate {
+		return usageError("--git-correlate needs --git-repo")
 	}
 	if o.audit.WebhookAddr != "" || o.audit.LogFile != "" {
 		opts.AuditLog = &o.audit

@@ -73,6 +73,7 @@ func TestServe(t *testing.T) {
 	t.Run("report needs a bearer token", func(t *testing.T) { testReportAuth(t, cp, d) })
 	t.Run("no value anywhere", func(t *testing.T) { testNoValue(t, cp, d) })
 	t.Run("git repository", func(t *testing.T) { testGitRepo(t, cp) })
+	t.Run("live values correlated with git", func(t *testing.T) { testGitCorrelate(ctx, t, cp, admin) })
 	t.Run("TLS and basic auth from the web config", func(t *testing.T) { testWebConfig(t, cp) })
 	t.Run("forbidden pods", func(t *testing.T) { testForbiddenPods(ctx, t, cp, admin) })
 	t.Run("two replicas and signals", func(t *testing.T) { testReplicas(ctx, t, cp, admin) })

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,8 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/audit"
 	"github.com/keyhole-sec/keyhole/internal/gitscan"
+	"github.com/keyhole-sec/keyhole/internal/inventory"
+	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 	"github.com/keyhole-sec/keyhole/internal/source/git"
 )
 
@@ -35,6 +39,11 @@ type Git struct {
 	// Interval is how often the repository is checked for new commits;
 	// DefaultGitInterval when 0.
 	Interval time.Duration
+	// Correlate compares the live Secrets' current values with the
+	// repository at every interval (KH412, as keyhole audit --correlate):
+	// a LIST of every Secret with its data, each value hashed as its page
+	// arrives under the scan's key and dropped, nothing kept but digests.
+	Correlate bool
 }
 
 func (g Git) withDefaults() (Git, error) {
@@ -77,6 +86,8 @@ func (d *daemon) gitLoop(ctx context.Context) {
 	}
 	last := ""
 	failing := false
+	var scanned *analysis.GitInput
+	corr := &correlation{}
 	for {
 		state, err := git.RefsState(ctx, cfg.Path)
 		switch {
@@ -109,10 +120,21 @@ func (d *daemon) gitLoop(ctx context.Context) {
 			failing = false
 			last = state
 			in.Target = cfg.Name
-			d.git.Store(in)
+			scanned = in
 			d.log.Info("git history scanned", "repo", cfg.Name, "commits", in.Result.Commits, "blobs", in.Result.Blobs,
 				"findings", len(in.Result.Findings), "took", time.Since(start).Round(time.Millisecond))
-			d.markChanged()
+			if !cfg.Correlate {
+				d.git.Store(in)
+				d.markChanged()
+			}
+		}
+		if cfg.Correlate && scanned != nil {
+			if d.correlate(ctx, key, scanned, corr) {
+				d.markChanged()
+			}
+			if ctx.Err() != nil {
+				return
+			}
 		}
 		// A repository that cannot be read yet (git-sync's first clone
 		// still running) is tried again soon, not an interval later.
@@ -130,6 +152,53 @@ func (d *daemon) gitLoop(ctx context.Context) {
 
 // gitRetry is how soon a repository that could not be read is tried again.
 const gitRetry = 15 * time.Second
+
+// correlation is what the last correlation saw: the scan it joined and
+// the live digests, so that an unchanged cluster and repository cost no
+// analysis, and whether the last LIST failed, so that a failure is logged
+// once.
+type correlation struct {
+	scan    *analysis.GitInput
+	values  map[inventory.Ref]map[string][]byte
+	failing bool
+}
+
+// correlate lists the live Secrets' values, hashed under key, and stores
+// the scan joined with them. It reports whether that changed anything. A
+// failed LIST (forbidden, the apiserver away) keeps the last correlation
+// and is logged once, with what to grant.
+func (d *daemon) correlate(ctx context.Context, key []byte, scan *analysis.GitInput, c *correlation) bool {
+	values, problems, err := cluster.SecretValueDigests(ctx, d.opts.Config, audit.ValueDigest(key))
+	if err == nil && len(problems) > 0 {
+		err = errors.New(problems[0].Message)
+	}
+	if err != nil {
+		if ctx.Err() == nil && !c.failing {
+			d.log.Error("cannot read the live Secrets' values to correlate them with git (needs list on secrets); the last correlation stands", "err", err)
+		}
+		c.failing = true
+		if c.scan == nil { // never correlated: the scan alone
+			c.scan = scan
+			d.git.Store(scan)
+			return true
+		}
+		return false
+	}
+	if c.failing {
+		d.log.Info("live Secret values readable again; correlating with git")
+	}
+	c.failing = false
+	if c.scan == scan && maps.EqualFunc(c.values, values, func(a, b map[string][]byte) bool {
+		return maps.EqualFunc(a, b, bytes.Equal)
+	}) {
+		return false
+	}
+	joined := *scan
+	joined.LiveValues = values
+	c.scan, c.values = scan, values
+	d.git.Store(&joined)
+	return true
+}
 
 // gitInput is the latest scan, or nil.
 func (d *daemon) gitInput() *analysis.GitInput { return d.git.Load() }

@@ -1,11 +1,16 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/keyhole-sec/keyhole/internal/probe"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
@@ -67,6 +72,47 @@ func testGitRepo(t *testing.T, cp *testenv.ControlPlane) {
 	for where, text := range map[string]string{"metrics": string(body), "logs": d.logs.String()} {
 		if containsValue(text) {
 			t.Errorf("the committed value is in the %s", where)
+		}
+	}
+}
+
+// testGitCorrelate runs a daemon that correlates the live Secrets with the
+// repository: the live db password is the committed one (KH412); once it
+// is rotated, the next correlation clears the finding, with no new commit.
+// No value reaches the metrics or the logs.
+func testGitCorrelate(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, admin kubernetes.Interface) {
+	dir, _ := gitRepo(t)
+	d := startInProcess(t, cp.Config, func(o *Options) {
+		o.Git = &Git{Path: dir, Name: "gitops", Interval: 300 * time.Millisecond, Correlate: true}
+	})
+	waitForLiveInGit := func(want float64) {
+		t.Helper()
+		probe.Eventually(t, 30*time.Second, fmt.Sprintf("%v KH412 finding(s)", want), func() (bool, string) {
+			fams, _, err := scrape(d.url("/metrics"))
+			if err != nil {
+				return false, err.Error()
+			}
+			got, _ := fams.value("keyhole_findings", map[string]string{"rule": "KH412"})
+			return got == want, fams.labelsOf("keyhole_findings")
+		})
+	}
+	waitForLiveInGit(1)
+	setPassword := func(v string) {
+		t.Helper()
+		s, err := admin.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
+		must(t, err)
+		s.Data = map[string][]byte{"password": []byte(v)}
+		_, err = admin.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
+		must(t, err)
+	}
+	setPassword("rotated-" + canary[len(canary)-6:])
+	t.Cleanup(func() { setPassword(canary) })
+	waitForLiveInGit(0)
+	_, body, err := scrape(d.url("/metrics"))
+	must(t, err)
+	for where, text := range map[string]string{"metrics": string(body), "logs": d.logs.String()} {
+		if containsValue(text) {
+			t.Errorf("the value is in the %s", where)
 		}
 	}
 }

@@ -37,6 +37,7 @@ const (
 	chartAlerts          = chart + "/files/alerts.yaml"
 	chartReadme          = chart + "/README.md"
 	correlationComponent = "../../deploy/kustomize/correlation"
+	gitSyncComponent     = "../../deploy/kustomize/git-sync"
 	// release is the release name of every rendering: the chart then
 	// names its objects as the kustomize base does.
 	release = "keyhole"
@@ -163,6 +164,9 @@ func TestHelmSchemaRejects(t *testing.T) {
 		{"latest image", "image: {tag: latest}", "image: {tag: v0.1.1}"},
 		{"digest", "image: {digest: sha256:abc}", "image: {digest: sha256:" + strings.Repeat("ab", 32) + "}"},
 		{"audit webhook on the metrics port", "auditWebhook: {enabled: true, port: 9090}", "auditWebhook: {enabled: true, port: 9443}"},
+		{"audit webhook auth", "auditWebhook: {enabled: true, auth: basic}", "auditWebhook: {enabled: true, auth: token}"},
+		{"audit webhook token Secret with mtls", "auditWebhook: {enabled: true, auth: mtls, tokenSecretName: t}", "auditWebhook: {enabled: true, auth: token, tokenSecretName: t}"},
+		{"audit window under an hour", "auditWebhook: {enabled: true, window: 30m}", "auditWebhook: {enabled: true, window: 1h}"},
 		{"not a flag", "extraArgs: [debounce=5s]", "extraArgs: [--debounce=5s]"},
 		{"not a CIDR", "networkPolicy: {apiServer: {cidrs: [api.example.com]}}", "networkPolicy: {apiServer: {cidrs: [192.0.2.1/32]}}"},
 		{"service account subject without namespace", "reportReaders: [{kind: ServiceAccount, name: prometheus}]", "reportReaders: [{kind: ServiceAccount, name: prometheus, namespace: monitoring}]"},
@@ -250,14 +254,14 @@ func TestHelmChartShape(t *testing.T) {
 		// namespaced object must follow it.
 		const ns = "security"
 		objs := renderChart(t, hb, ns, allOn)
-		checkDeploymentShape(t, objs, 4) // and the correlation role
+		checkDeploymentShape(t, objs, 5) // and the correlation and audit summary roles
 		checkChartNamespace(t, objs, ns)
 
 		var d appsv1.Deployment
 		typed(t, objs, "Deployment", "keyhole", &d)
 		pod := d.Spec.Template.Spec
 		c := pod.Containers[0]
-		for _, a := range []string{"--audit-webhook-addr=:9443", "--metrics.per-secret=false", "--metrics.reader-info", "--debounce=5s", "--git-repo-name=gitops"} {
+		for _, a := range []string{"--audit-webhook-addr=:9443", "--metrics.per-secret=false", "--metrics.reader-info", "--debounce=5s", "--git-repo-name=gitops", "--git-correlate"} {
 			if !slices.Contains(c.Args, a) {
 				t.Errorf("args %v lack %s", c.Args, a)
 			}
@@ -462,17 +466,31 @@ func freeForm(path string) bool {
 	return path == "resources" || strings.HasSuffix(path, ".resources") || path == "global"
 }
 
+// correlationValues switch correlation on, with the git-sync sidecar it
+// needs.
+const correlationValues = "gitSync: {enabled: true, repo: https://git.example.com/org/gitops.git}\ncorrelation: {enabled: true}"
+
 // TestCorrelationRole holds the opt-in get-on-secrets role to one shape in
 // the chart and in the kustomize component: get on secrets and nothing
-// else, bound to keyhole's ServiceAccount in its namespace.
+// else, bound to keyhole's ServiceAccount in its namespace; and keyhole
+// runs with --git-correlate on the repository git-sync clones. The chart
+// refuses correlation without git-sync.
 func TestCorrelationRole(t *testing.T) {
 	hb, kc := helmBinary(t), kubectlBinary(t)
 	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}
+	if _, stderr, err := helm(t, hb, "correlation: {enabled: true}", "template", release, chart); err == nil || !strings.Contains(stderr, "correlation.enabled needs gitSync.enabled") {
+		t.Errorf("correlation without git-sync rendered: %v\n%s", err, stderr)
+	}
 	for name, objs := range map[string][]*unstructured.Unstructured{
-		"chart":     renderChart(t, hb, "security", "correlation: {enabled: true}"),
-		"kustomize": objects(t, render(t, kc, correlationOverlay(t, "security"))),
+		"chart":     renderChart(t, hb, "security", correlationValues),
+		"kustomize": objects(t, render(t, kc, overlayOf(t, "security", gitSyncComponent, correlationComponent))),
 	} {
 		t.Run(name, func(t *testing.T) {
+			var d appsv1.Deployment
+			typed(t, objs, "Deployment", "keyhole", &d)
+			if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--git-correlate") || !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--git-repo=") }) {
+				t.Errorf("keyhole args %v: want --git-correlate with --git-repo", args)
+			}
 			var role rbacv1.ClusterRole
 			typed(t, objs, "ClusterRole", correlationRole, &role)
 			if !reflect.DeepEqual(role.Rules, want) {
@@ -488,10 +506,10 @@ func TestCorrelationRole(t *testing.T) {
 	}
 }
 
-// correlationOverlay writes a kustomization of the base with the
-// correlation component into namespace ns, in a temporary directory, and
-// returns it. kustomize takes no absolute base, so the paths are relative.
-func correlationOverlay(t *testing.T, ns string) string {
+// overlayOf writes a kustomization of the base with components into
+// namespace ns, in a temporary directory, and returns it. kustomize takes
+// no absolute base, so the paths are relative.
+func overlayOf(t *testing.T, ns string, components ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	rel := func(p string) string {
@@ -506,7 +524,10 @@ func correlationOverlay(t *testing.T, ns string) string {
 		return r
 	}
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + ns +
-		"\nresources:\n  - " + rel(base) + "\ncomponents:\n  - " + rel(correlationComponent) + "\n"
+		"\nresources:\n  - " + rel(base) + "\ncomponents:\n"
+	for _, c := range components {
+		k += "  - " + rel(c) + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -542,10 +563,10 @@ func TestHelmChartOnTheControlPlane(t *testing.T) {
 		t.Run("all on", func(t *testing.T) {
 			serverDryRun(t, kc, admin, renderChart(t, hb, "security", allOn))
 		})
-		t.Run("kustomize correlation component", func(t *testing.T) {
+		t.Run("kustomize git-sync and correlation components", func(t *testing.T) {
 			// The base's Namespace, with its Pod Security labels, first.
 			const ns = "keyhole-correlation"
-			objs := objects(t, render(t, kc, correlationOverlay(t, ns)))
+			objs := objects(t, render(t, kc, overlayOf(t, ns, gitSyncComponent, correlationComponent)))
 			nsObj := find(objs, "Namespace", ns)
 			if nsObj == nil {
 				t.Fatalf("the rendering has no Namespace %s", ns)
@@ -603,7 +624,7 @@ func TestHelmChartOnTheControlPlane(t *testing.T) {
 			t.Errorf("without correlation.enabled, %s cannot list Secret values; the README's warning is wrong", as)
 		}
 
-		objs := renderChart(t, hb, namespace, "correlation: {enabled: true}")
+		objs := renderChart(t, hb, namespace, correlationValues)
 		out, stderr, err := kubectl(t, kc, toYAML(t, objs), append(admin, "apply", "-f", "-")...)
 		if err != nil {
 			t.Fatalf("kubectl apply: %v\n%s%s", err, out, stderr)

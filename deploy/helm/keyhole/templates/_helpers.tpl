@@ -64,3 +64,13 @@ app.kubernetes.io/part-of: keyhole
   name: {{ include "keyhole.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/* The audit webhook's TLS Secret (kubernetes.io/tls). */}}
+{{- define "keyhole.auditWebhookTLSSecret" -}}
+{{- default (printf "%s-audit-webhook-tls" (include "keyhole.fullname" .)) .Values.auditWebhook.tlsSecretName }}
+{{- end }}
+
+{{/* The Secret holding the audit webhook's bearer token (auth: token). */}}
+{{- define "keyhole.auditWebhookTokenSecret" -}}
+{{- default (printf "%s-audit-webhook-token" (include "keyhole.fullname" .)) .Values.auditWebhook.tokenSecretName }}
+{{- end }}

@@ -11,7 +11,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME      ?= 30s
 RBAC_WORLDS   ?= 200
 
-.PHONY: image pin-images all build demo test test-short control-plane promtool prometheus helm sealed-secrets graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
+.PHONY: image pin-images all build demo test test-short control-plane promtool prometheus helm sealed-secrets vault graphviz bootstrap-policy lint fmt vet fuzz fuzz-rbac bench bench-git clean
 
 all: build
 
@@ -25,7 +25,7 @@ demo: build
 
 ## test: every test, including the integration tests against a real kube-apiserver (built on first run)
 ## The differential test runs verbose, so that the number of triples it checked is printed.
-test: control-plane promtool prometheus helm sealed-secrets graphviz
+test: control-plane promtool prometheus helm sealed-secrets vault graphviz
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/differential)
 	$(GO) test -count=1 -v ./internal/differential/
 
@@ -52,6 +52,10 @@ helm:
 ## sealed-secrets: build the Sealed Secrets controller v0.27.1 from the Go module proxy (cached), which the sealing tests run against the control plane
 sealed-secrets:
 	@bash internal/testenv/build-sealed-secrets.sh
+
+## vault: build the HashiCorp Vault server v1.14.2 (MPL) from the Go module proxy (cached), which the keyhole migrate vault tests run in dev mode
+vault:
+	@bash internal/testenv/build-vault.sh
 
 ## graphviz: Graphviz's dot, which the test of explain's DOT output runs; installed from Debian when missing and we may (root, apt-get)
 graphviz:

@@ -129,7 +129,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors on stderr")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug logs on stderr")
-	root.AddCommand(newAuditCommand(g, stdin, stdout), newExplainCommand(g, stdin, stdout), newServeCommand(g), newConfigCommand(stdout), newVersionCommand(stdout))
+	root.AddCommand(newAuditCommand(g, stdin, stdout), newExplainCommand(g, stdin, stdout), newServeCommand(g), newMigrateCommand(g, stdin, stdout), newConfigCommand(stdout), newVersionCommand(stdout))
 	return root
 }
 

@@ -32,7 +32,8 @@ func Check(t testing.TB, path, begin, end, want string, update bool, how string)
 		return
 	}
 	if update {
-		if err := os.WriteFile(path, []byte(doc[:b]+want+doc[stop:]), 0o644); err != nil {
+		// The file exists, so WriteFile keeps its mode.
+		if err := os.WriteFile(path, []byte(doc[:b]+want+doc[stop:]), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return

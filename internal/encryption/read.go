@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/keyhole-sec/keyhole/internal/source/cluster"
 )
 
 // MetricsPath is the API server's metrics endpoint: a non-resource URL,
@@ -36,7 +37,7 @@ func Read(ctx context.Context, cfg *rest.Config) Status {
 	defer cancel()
 	c, err := corev1client.NewForConfig(rest.CopyConfig(cfg))
 	if err != nil {
-		return Failed("cannot use the Kubernetes API: " + oneLine(err.Error()))
+		return Failed("cannot use the Kubernetes API: " + cluster.OneLine(err.Error()))
 	}
 	body, err := c.RESTClient().Get().AbsPath(MetricsPath).
 		// The classic text format, whatever the server could negotiate.
@@ -51,7 +52,7 @@ func Read(ctx context.Context, cfg *rest.Config) Status {
 		if ctx.Err() != nil {
 			return Failed(fmt.Sprintf("GET %s: no complete answer within %s", MetricsPath, ReadTimeout))
 		}
-		return Failed(fmt.Sprintf("GET %s: the answer is not a Prometheus text exposition: %s", MetricsPath, oneLine(err.Error())))
+		return Failed(fmt.Sprintf("GET %s: the answer is not a Prometheus text exposition: %s", MetricsPath, cluster.OneLine(err.Error())))
 	}
 	return st
 }
@@ -63,7 +64,7 @@ func readReason(err error) string {
 		s := st.Status()
 		switch {
 		case s.Code == 403 || apierrors.IsForbidden(err):
-			msg := oneLine(s.Message)
+			msg := cluster.OneLine(s.Message)
 			if msg == "" {
 				msg = "forbidden"
 			}
@@ -80,22 +81,7 @@ func readReason(err error) string {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Sprintf("GET %s: %s", MetricsPath, oneLine(ue.Err.Error()))
+		return fmt.Sprintf("GET %s: %s", MetricsPath, cluster.OneLine(ue.Err.Error()))
 	}
-	return fmt.Sprintf("GET %s: %s", MetricsPath, oneLine(err.Error()))
-}
-
-// oneLine folds whitespace and caps the length, so that a reason fits a
-// line of a report or a log.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	const max = 300
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return fmt.Sprintf("GET %s: %s", MetricsPath, cluster.OneLine(err.Error()))
 }

@@ -248,7 +248,7 @@ func Load(ctx context.Context, cfg *rest.Config, b *inventory.Builder, opts Opti
 	cs, err := clientset(cfg)
 	if err != nil {
 		return cov, nil, &ConnectError{Server: cov.Target, err: err,
-			msg: fmt.Sprintf("cannot use the Kubernetes API at %s: %s", cov.Target, oneLine(err.Error()))}
+			msg: fmt.Sprintf("cannot use the Kubernetes API at %s: %s", cov.Target, OneLine(err.Error()))}
 	}
 	if err := checkReachable(ctx, cs, cfg, cov.Target, opts.ConnectTimeout); err != nil {
 		return cov, nil, err

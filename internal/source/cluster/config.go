@@ -74,7 +74,7 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 					return cfg, nil
 				}
 				if !errors.Is(err, rest.ErrNotInCluster) {
-					return nil, fmt.Errorf("running in a pod, but its service account cannot be used: %s", oneLine(err.Error()))
+					return nil, fmt.Errorf("running in a pod, but its service account cannot be used: %s", OneLine(err.Error()))
 				}
 			}
 			if env != "" {
@@ -138,9 +138,9 @@ func fileReason(err error) string {
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return oneLine(pe.Err.Error())
+		return OneLine(pe.Err.Error())
 	}
-	return oneLine(err.Error())
+	return OneLine(err.Error())
 }
 
 // quoted matches the `…` snippets YAML errors quote from the input; in a
@@ -161,7 +161,7 @@ func kubeconfigReason(err error) string {
 		msg = msg[:i]
 	}
 	if strings.Contains(msg, "yaml:") || strings.Contains(msg, "json") || strings.Contains(msg, "unmarshal") {
-		return "not a valid kubeconfig: " + oneLine(msg)
+		return "not a valid kubeconfig: " + OneLine(msg)
 	}
-	return oneLine(msg)
+	return OneLine(msg)
 }

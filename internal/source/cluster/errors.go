@@ -102,23 +102,23 @@ func transportReason(err error, timeout time.Duration) (failKind, string) {
 	case errors.As(err, &unknownCA):
 		return failUnknownCA, "x509: certificate signed by unknown authority"
 	case errors.As(err, &hostname):
-		return failTLS, oneLine(hostname.Error())
+		return failTLS, OneLine(hostname.Error())
 	case errors.As(err, &invalid):
-		return failTLS, oneLine(invalid.Error())
+		return failTLS, OneLine(invalid.Error())
 	case strings.Contains(text, "server gave HTTP response to HTTPS client"):
 		return failPlainHTTP, "plain HTTP answer"
 	case errors.As(err, &record):
 		return failTLS, "the server does not speak TLS"
 	case errors.As(err, &alert):
-		return failTLS, "the server ended the handshake: " + oneLine(alert.Error())
+		return failTLS, "the server ended the handshake: " + OneLine(alert.Error())
 	case strings.Contains(text, "remote error: tls:"):
 		_, after, _ := strings.Cut(text, "remote error: tls:")
 		return failTLS, "the server ended the handshake: remote error: tls:" + after
 	case strings.Contains(text, "x509: "):
 		_, after, _ := strings.Cut(text, "x509: ")
-		return failTLS, oneLine("x509: " + after)
+		return failTLS, OneLine("x509: " + after)
 	case strings.Contains(text, "getting credentials:"):
-		return failCredentials, oneLine(text[strings.Index(text, "getting credentials:")+len("getting credentials:"):])
+		return failCredentials, OneLine(text[strings.Index(text, "getting credentials:")+len("getting credentials:"):])
 	case errors.As(err, &dns):
 		if dns.IsNotFound {
 			return failNetwork, fmt.Sprintf("no such host %q", dns.Name)
@@ -138,9 +138,9 @@ func transportReason(err error, timeout time.Duration) (failKind, string) {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return failNetwork, oneLine(ue.Err.Error())
+		return failNetwork, OneLine(ue.Err.Error())
 	}
-	return failNetwork, oneLine(text)
+	return failNetwork, OneLine(text)
 }
 
 // listReason says in one line why a LIST failed. For Secrets only text the
@@ -155,7 +155,7 @@ func listReason(err error, valueBearing bool) string {
 	var st apierrors.APIStatus
 	if errors.As(err, &st) {
 		s := st.Status()
-		msg := oneLine(s.Message)
+		msg := OneLine(s.Message)
 		switch {
 		case valueBearing && decodedByClient(s):
 			// Not the server's words: client-go's account of a watch
@@ -183,7 +183,7 @@ func listReason(err error, valueBearing bool) string {
 	if valueBearing {
 		return "the server's answer could not be read"
 	}
-	return oneLine(err.Error())
+	return OneLine(err.Error())
 }
 
 // decodedByClient reports a Status that client-go made up for a watch
@@ -200,9 +200,9 @@ func decodedByClient(s metav1.Status) bool {
 	return false
 }
 
-// oneLine folds whitespace runs, newlines included, into single spaces and
-// caps the length, so that a message fits one line of a report.
-func oneLine(s string) string {
+// OneLine folds whitespace runs, newlines included, into single spaces and
+// caps the length, so that a message fits one line of a report or a log.
+func OneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	const max = 300
 	if len(s) > max {

@@ -248,11 +248,11 @@ func normalize(s *inventory.Secret) string {
 }
 
 func TestOneLine(t *testing.T) {
-	if got := oneLine("a\n  b\tc "); got != "a b c" {
+	if got := OneLine("a\n  b\tc "); got != "a b c" {
 		t.Errorf("oneLine = %q", got)
 	}
 	long := strings.Repeat("é", 400)
-	got := oneLine(long)
+	got := OneLine(long)
 	if !strings.HasSuffix(got, "…") || len(got) > 310 || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
 		t.Errorf("oneLine cut badly: %d bytes", len(got))
 	}

@@ -36,7 +36,7 @@ const ValuesImpact = "live Secret values not compared with git: KH412 not checke
 func SecretValueDigests(ctx context.Context, cfg *rest.Config, hash func([]byte) []byte) (map[inventory.Ref]map[string][]byte, []source.Problem, error) {
 	cs, err := clientset(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot use the Kubernetes API at %s: %s", serverURL(cfg), oneLine(err.Error()))
+		return nil, nil, fmt.Errorf("cannot use the Kubernetes API at %s: %s", serverURL(cfg), OneLine(err.Error()))
 	}
 	objs, err := listAll(withoutLogging(ctx), digestPages(cs, hash), valuesPageSize)
 	if ctx.Err() != nil {

@@ -72,7 +72,7 @@ func NewWatcher(cfg *rest.Config, opts WatchOptions) (*Watcher, error) {
 	target := serverURL(cfg)
 	cs, err := clientset(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cannot use the Kubernetes API at %s: %s", target, oneLine(err.Error()))
+		return nil, fmt.Errorf("cannot use the Kubernetes API at %s: %s", target, OneLine(err.Error()))
 	}
 	w := &Watcher{target: target}
 	for i := range resources {

@@ -11,7 +11,8 @@
 // pass promtool's checks and unit tests and equal the shipped
 // PrometheusRule, the ServiceMonitor matches the Service, and every query of
 // the Grafana dashboard parses and uses only metrics of internal/metrics's
-// Catalog; and a real Prometheus, scraping keyhole serve with those rules,
+// Catalog, each of which a scrape of keyhole serve, with every source on,
+// holds; and a real Prometheus, scraping keyhole serve with those rules,
 // raises the critical alert when a Secret becomes readable by everyone.
 // promtool and the Prometheus server come from build-prometheus.sh (`make
 // promtool`, `make prometheus`). The package has no code of its own: it

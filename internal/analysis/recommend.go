@@ -18,10 +18,6 @@ import (
 // KH402 findings say so), raises none.
 func (a *analyzer) recommend() {
 	env := workload.EnvInjections(a.inv)
-	inv := make(map[inventory.Ref]*inventory.Secret, len(a.inv.Secrets))
-	for _, s := range a.inv.Secrets {
-		inv[s.Ref()] = s
-	}
 	facts := make([]remediation.Facts, len(a.report.Secrets))
 	for i := range a.report.Secrets {
 		s := &a.report.Secrets[i]
@@ -35,7 +31,7 @@ func (a *analyzer) recommend() {
 		if s.Git != nil {
 			f.InGit, f.LiveValueInGit = s.Git.Plaintext, s.Git.LiveValueInGit
 		}
-		if is := inv[ref]; is != nil {
+		if is := a.inv.Secret(s.Namespace, s.Name); is != nil {
 			f.Replicated = remediation.Replicated(is.Annotations)
 		}
 		facts[i] = f
@@ -47,7 +43,7 @@ func (a *analyzer) recommend() {
 		f.Copies = copies[[2]string{f.Namespace, f.Name}]
 		s.Recommendation = remediation.Recommend(f)
 		if moves(s.Recommendation) {
-			a.addResult(migrationResult(inventory.Ref{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}, s.Recommendation))
+			a.addResult(migrationResult(inventory.Ref{Kind: "Secret", Namespace: f.Namespace, Name: f.Name}, s.Recommendation))
 		}
 	}
 	for _, obj := range a.gitOnly.order {

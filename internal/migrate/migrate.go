@@ -154,3 +154,27 @@ func controllerOf(s *corev1.Secret) string {
 	}
 	return ""
 }
+
+// writtenByOthers are Secret types whose content Kubernetes or a tool
+// writes, not people: nothing to move.
+var writtenByOthers = map[corev1.SecretType]string{
+	corev1.SecretTypeServiceAccountToken: "a service account token, which the token controller writes",
+	"helm.sh/release.v1":                 "Helm's release record, which Helm writes",
+}
+
+// Unmovable says why s is not to be migrated by any target, or "" when it
+// may be: its controller writes it (Origin.ControlledBy: a SealedSecret
+// has unsealed it already, or another controller would overwrite it), or
+// Secrets of its type are written by Kubernetes or Helm.
+func Unmovable(s *Secret) string {
+	if c := s.Origin.ControlledBy; c != "" {
+		if strings.HasPrefix(c, "SealedSecret/") {
+			return "already unsealed from " + c
+		}
+		return "written by its controller " + c + ": change the value at that object's source instead"
+	}
+	if why, ok := writtenByOthers[s.Secret.Type]; ok {
+		return "type " + string(s.Secret.Type) + ": " + why
+	}
+	return ""
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -78,13 +77,6 @@ type outFile struct {
 	items []*Item
 }
 
-// unmigratable are Secret types that are not configuration: their
-// content is written by Kubernetes or a tool, not by people.
-var unmigratable = map[corev1.SecretType]string{
-	corev1.SecretTypeServiceAccountToken: "a service account token, which the token controller writes",
-	"helm.sh/release.v1":                 "Helm's release record, which Helm writes",
-}
-
 // Prepare seals every Secret of b (in memory) and lays them out in
 // files. A Secret that cannot be sealed gets an Err; the others go on.
 func Prepare(b *migrate.Batch, opts Options) *Migration {
@@ -92,7 +84,7 @@ func Prepare(b *migrate.Batch, opts Options) *Migration {
 	seen := map[string]*Item{}
 	byFile := map[string]*outFile{}
 	for _, s := range b.Secrets {
-		if why := skipReason(&s); why != "" {
+		if why := migrate.Unmovable(&s); why != "" {
 			m.Skipped = append(m.Skipped, migrate.Skipped{Origin: s.Origin, APIVersion: "v1", Kind: "Secret", Name: s.Ref(), Reason: why})
 			continue
 		}
@@ -115,19 +107,6 @@ func Prepare(b *migrate.Batch, opts Options) *Migration {
 		f.items = append(f.items, it)
 	}
 	return m
-}
-
-func skipReason(s *migrate.Secret) string {
-	if c := s.Origin.ControlledBy; c != "" {
-		if strings.HasPrefix(c, "SealedSecret/") {
-			return "already unsealed from " + c
-		}
-		return "written by its controller " + c + ": migrate that object's source instead"
-	}
-	if why, ok := unmigratable[s.Secret.Type]; ok {
-		return "type " + string(s.Secret.Type) + ": " + why
-	}
-	return ""
 }
 
 func outputFile(s *migrate.Secret, layout Layout) string {

@@ -75,7 +75,7 @@ func TestPrepare(t *testing.T) {
 		wantSkipped := []string{
 			"x.yaml document 5 (Secret a/token): skipped: type kubernetes.io/service-account-token: a service account token, which the token controller writes",
 			"x.yaml document 6 (Secret a/owned): skipped: already unsealed from SealedSecret/owned",
-			"x.yaml document 7 (Secret a/eso): skipped: written by its controller ExternalSecret/eso: migrate that object's source instead",
+			"x.yaml document 7 (Secret a/eso): skipped: written by its controller ExternalSecret/eso: change the value at that object's source instead",
 		}
 		if !reflect.DeepEqual(skipped, wantSkipped) {
 			t.Errorf("skipped:\n got %q\nwant %q", skipped, wantSkipped)

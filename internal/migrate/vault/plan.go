@@ -320,16 +320,11 @@ var managedMarks = []struct{ key, value, manager string }{
 }
 
 func skipReason(ms migrate.Secret) string {
-	if c := ms.Origin.ControlledBy; c != "" {
-		return "written by its controller " + c + ": change the value at that object's source instead"
+	if why := migrate.Unmovable(&ms); why != "" {
+		return why
 	}
 	s := ms.Secret
-	switch s.Type {
-	case corev1.SecretTypeServiceAccountToken:
-		return "a service-account token: Kubernetes issues it"
-	case "helm.sh/release.v1":
-		return "a Helm release record: Helm owns it"
-	case corev1.SecretTypeBootstrapToken:
+	if s.Type == corev1.SecretTypeBootstrapToken {
 		return "a bootstrap token: kubeadm and the apiserver read it from kube-system"
 	}
 	if len(s.Data) == 0 {

@@ -148,11 +148,11 @@ func TestNewPlan(t *testing.T) {
 			},
 			want: []string{"shop/db shop/db secret/data/shop/db keystore:base64,password,user"},
 			skipped: []string{
-				"kube-system/sa-token: a service-account token: Kubernetes issues it",
+				"kube-system/sa-token: type kubernetes.io/service-account-token: a service account token, which the token controller writes",
 				"shop/empty: no data keys: nothing to move",
 				"shop/from-eso: already written by the External Secrets Operator",
-				"shop/sh.helm.release.v1.shop.v1: a Helm release record: Helm owns it",
-				"shop/unsealed: written by its controller SealedSecret/unsealed: change the value at that object's source instead",
+				"shop/sh.helm.release.v1.shop.v1: type helm.sh/release.v1: Helm's release record, which Helm writes",
+				"shop/unsealed: already unsealed from SealedSecret/unsealed",
 			},
 		},
 	}

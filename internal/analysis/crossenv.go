@@ -82,7 +82,7 @@ func (a *analyzer) crossEnvironment(se SecretExposure, rs *report.Secret) {
 	k := keyOf(se.Readers)
 	reads, ok := c.lists[k]
 	if !ok {
-		skip := func(r *paths.Reader) bool { return a.opts.Exposure.ExpectedReader(*r) }
+		skip := func(r *paths.Reader) bool { return a.opts.Exposure.ExpectedReader(r) }
 		for _, rd := range c.m.Reads(env, se.Readers, skip) {
 			reads = append(reads, report.CrossEnvRead{
 				FromEnvironment: c.m.Name(rd.From),

@@ -77,7 +77,7 @@ func (c *readerConverter) reader(r *paths.Reader) report.Reader {
 		Path:     string(r.Kind),
 		Via:      c.via(r.Via),
 		Steps:    []report.Step{},
-		Expected: c.opts.ExpectedReader(*r),
+		Expected: c.opts.ExpectedReader(r),
 	}
 	if len(r.Steps) > 0 {
 		if r.Steps[0].NodeAuthorizer {

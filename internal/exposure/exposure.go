@@ -38,7 +38,7 @@ func (o Options) IsExpected(s rbac.Subject) bool {
 // ExpectedReader reports whether a reader does not raise severity: an
 // expected subject, or a kubelet reading, through the Node authorizer,
 // what the pods bound to its node use (which it must, to run them).
-func (o Options) ExpectedReader(r paths.Reader) bool {
+func (o Options) ExpectedReader(r *paths.Reader) bool {
 	if o.IsExpected(r.Subject) {
 		return true
 	}
@@ -87,10 +87,10 @@ func Assess(s *inventory.Secret, readers paths.Readers, opts Options) Assessment
 	// Readers come sorted by subject. Only the first few of each class
 	// are described: a Secret may have hundreds of readers, and Assess runs
 	// for every distinct reader list.
-	var everyone, outside, indirect []paths.Reader
+	var everyone, outside, indirect shown
 	var top [4][]rbac.Subject // everyone, outside, indirect, the rest
 	weight := 0
-	for r := range readers.All() {
+	for r := range readers.Refs() {
 		if r.Kind == paths.Direct {
 			a.Direct++
 		} else {
@@ -106,13 +106,13 @@ func Assess(s *inventory.Secret, readers paths.Readers, opts Options) Assessment
 		}
 		switch {
 		case r.Subject.IsEveryone():
-			everyone = append(everyone, r)
+			everyone.add(r)
 			top[0] = appendTop(top[0], r.Subject)
 		case isOutside(s.Namespace, r):
-			outside = append(outside, r)
+			outside.add(r)
 			top[1] = appendTop(top[1], r.Subject)
 		case r.Kind != paths.Direct:
-			indirect = append(indirect, r)
+			indirect.add(r)
 			top[2] = appendTop(top[2], r.Subject)
 		default:
 			top[3] = appendTop(top[3], r.Subject)
@@ -125,21 +125,21 @@ func Assess(s *inventory.Secret, readers paths.Readers, opts Options) Assessment
 			}
 		}
 	}
-	if len(everyone) > 0 {
+	if everyone.n > 0 {
 		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableByEveryone, finding.Critical,
-			"readable by everyone: " + list(everyone)})
+			"readable by everyone: " + everyone.String()})
 	}
-	if len(outside) > 0 {
+	if outside.n > 0 {
 		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableOutsideNS, finding.High,
-			"readable from outside namespace " + s.Namespace + ": " + list(outside)})
+			"readable from outside namespace " + s.Namespace + ": " + outside.String()})
 	}
 	if a.Principals > many {
 		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableByMany, finding.Medium,
 			fmt.Sprintf("readable by %d distinct principals (limit %d)", a.Principals, many)})
 	}
-	if len(indirect) > 0 {
+	if indirect.n > 0 {
 		a.Reasons = append(a.Reasons, Reason{finding.SecretReadableIndirectly, finding.Medium,
-			"obtainable without an RBAC read: " + list(indirect)})
+			"obtainable without an RBAC read: " + indirect.String()})
 	}
 	switch {
 	case len(a.Reasons) > 0:
@@ -174,7 +174,7 @@ func score(sev finding.Severity, weight int) int {
 // isOutside reports whether a reader belongs to another namespace, or
 // holds the permission its path starts with through a ClusterRoleBinding
 // or a RoleBinding of another namespace.
-func isOutside(ns string, r paths.Reader) bool {
+func isOutside(ns string, r *paths.Reader) bool {
 	switch r.Subject.Kind {
 	case rbac.KindServiceAccount:
 		if r.Subject.Namespace != ns {
@@ -193,7 +193,7 @@ func isOutside(ns string, r paths.Reader) bool {
 	return false
 }
 
-func describe(r paths.Reader) string {
+func describe(r *paths.Reader) string {
 	var b strings.Builder
 	b.WriteString(r.Subject.String())
 	if c := r.Subject.Covers(); c != "" {
@@ -218,16 +218,31 @@ func describe(r paths.Reader) string {
 // listShown is how many readers a reason names.
 const listShown = 3
 
-// list describes the first readers and counts the rest.
-func list(readers []paths.Reader) string {
-	n := min(len(readers), listShown)
+// shown keeps the first readers of a class, the ones a reason names,
+// and counts the rest: a Secret may have thousands of readers, and Assess
+// runs for every distinct reader list.
+type shown struct {
+	first [listShown]*paths.Reader
+	n     int
+}
+
+func (c *shown) add(r *paths.Reader) {
+	if c.n < listShown {
+		c.first[c.n] = r
+	}
+	c.n++
+}
+
+// String describes the first readers and counts the rest.
+func (c *shown) String() string {
+	n := min(c.n, listShown)
 	parts := make([]string, n)
 	for i := range n {
-		parts[i] = describe(readers[i])
+		parts[i] = describe(c.first[i])
 	}
 	out := strings.Join(parts, "; ")
-	if len(readers) > n {
-		out += fmt.Sprintf("; and %d more", len(readers)-n)
+	if c.n > n {
+		out += fmt.Sprintf("; and %d more", c.n-n)
 	}
 	return out
 }

@@ -129,8 +129,15 @@ func (g *graph) expand(idx int32) []edge {
 	}
 	e := &expander{g: g, id: id, self: id.display(), srcs: srcs, index: map[edgeKey]int{}}
 	if id.kind == idPods {
-		e.podsCapability()
-		id.edges = e.edges
+		switch id.cap {
+		case capCreate:
+			e.podsCapability()
+		case capExec:
+			e.execCapability()
+		case capEphemeral:
+			e.ephemeralCapability()
+		}
+		id.setEdges(g, e.edges)
 		return id.edges
 	}
 	e.podCreation()
@@ -148,8 +155,21 @@ func (g *graph) expand(idx int32) []edge {
 	if id.kind == idSubject && !g.noShortcuts {
 		e.dropGroupEdges()
 	}
-	id.edges = e.edges
+	id.setEdges(g, e.edges)
 	return id.edges
+}
+
+// setEdges sets the identity's edges, and the ones a search takes when
+// no step is left to act as another identity with: to terminals, and to
+// the shared pod capabilities, whose steps complete the one that reaches
+// them.
+func (id *identity) setEdges(g *graph, edges []edge) {
+	id.edges = edges
+	for _, e := range edges {
+		if e.term || g.ids[e.to].kind == idPods {
+			id.last = append(id.last, e)
+		}
+	}
 }
 
 // dropGroupEdges removes the edges one group the subject belongs to takes
@@ -314,11 +334,20 @@ func (e *expander) podCreation() {
 	}
 }
 
-// ephemeralAll records what ephemeral containers in every pod of ns
-// yield, from each distinct ServiceAccount and node once.
+// ephemeralAll records the half-step to what ephemeral containers in
+// every pod of ns yield (ephemeralCapability).
 func (e *expander) ephemeralAll(ns string, pm Permission, via rbac.Via) {
-	for _, p := range e.g.ephemeralTargets(ns) {
-		e.ephemeral(p, pm, via)
+	e.to(e.g.podsID(capEphemeral, ns), Step{Permission: pm, Via: []rbac.Via{via}})
+}
+
+// ephemeralCapability completes the steps into ephemeralAll: what an
+// ephemeral container yields, from each distinct ServiceAccount and node
+// of the namespace once.
+func (e *expander) ephemeralCapability() {
+	for _, p := range e.g.ephemeralTargets(e.id.scope) {
+		for _, y := range e.g.ephemeralYields(p) {
+			e.add(y.to, y.term, Step{Kind: y.kind, completes: true, Detail: y.detail})
+		}
 	}
 }
 
@@ -367,7 +396,7 @@ func (e *expander) workloadUpdate(w workloadKind, req int, h held) {
 // scope opens: an edge to the shared capability, whose edges
 // (podsCapability) complete them.
 func (e *expander) podCreate(scope string, p Permission, via rbac.Via) {
-	e.to(e.g.podsID(termNS(scope)), Step{Permission: p, Via: []rbac.Via{via}})
+	e.to(e.g.podsID(capCreate, termNS(scope)), Step{Permission: p, Via: []rbac.Via{via}})
 }
 
 // podsCapability records what a pod created in ns ("" for every
@@ -402,15 +431,32 @@ func (e *expander) podsCapability() {
 // the namespace allows privileged containers.
 func (e *expander) ephemeral(p *pod, pm Permission, via rbac.Via) {
 	grants := []rbac.Via{via}
-	e.term(terminal{kind: tPodCreate, ns: p.namespace}, Step{Kind: PodCreate, Permission: pm, Via: grants})
+	for _, y := range e.g.ephemeralYields(p) {
+		e.add(y.to, y.term, Step{Kind: y.kind, Permission: pm, Via: grants, Detail: y.detail})
+	}
+}
+
+// yield is what a step into a pod gives: an identity or a terminal, with
+// the step's kind and why.
+type yield struct {
+	to     int32
+	term   bool
+	kind   Kind
+	detail string
+}
+
+// ephemeralYields lists what an ephemeral container in pod p yields.
+func (g *graph) ephemeralYields(p *pod) []yield {
+	out := []yield{{to: g.termID(terminal{kind: tPodCreate, ns: p.namespace}), term: true, kind: PodCreate}}
 	if p.token {
-		e.to(e.g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), Step{Kind: RunAsSA, Permission: pm, Via: grants,
-			Detail: "an ephemeral container runs as the pod's ServiceAccount and can mount its token"})
+		out = append(out, yield{to: g.subjectID(serviceAccount(p.namespace, p.serviceAccount)), kind: RunAsSA,
+			detail: "an ephemeral container runs as the pod's ServiceAccount and can mount its token"})
 	}
-	if why, ok := e.g.privileged[p.namespace]; ok && p.node != "" {
-		e.to(e.g.nodeID(p.node), Step{Kind: NodeEscape, Permission: pm, Via: grants,
-			Detail: why + ": a privileged ephemeral container takes over the pod's node"})
+	if why, ok := g.privileged[p.namespace]; ok && p.node != "" {
+		out = append(out, yield{to: g.nodeID(p.node), kind: NodeEscape,
+			detail: why + ": a privileged ephemeral container takes over the pod's node"})
 	}
+	return out
 }
 
 func serviceAccount(ns, name string) rbac.Subject {
@@ -442,13 +488,7 @@ func (e *expander) podExec() {
 		for _, h := range heldFor(e.srcs, req) {
 			if h.names.All {
 				ns := termNS(h.scope)
-				pm := perm(req, ns, "")
-				e.term(terminal{kind: tExecAll, ns: ns}, Step{Kind: PodExec, Permission: pm, Via: []rbac.Via{h.via}})
-				pods := e.g.podsByNS[ns]
-				if ns == clusterScope {
-					pods = e.g.runningPods
-				}
-				e.podIdentities(podGroup{ns: ns, all: ns == clusterScope}, pods, PodExec, pm, h.via)
+				e.to(e.g.podsID(capExec, ns), Step{Permission: perm(req, ns, ""), Via: []rbac.Via{h.via}})
 				continue
 			}
 			for _, n := range e.namespacesOf(h.scope) {
@@ -474,25 +514,46 @@ func (e *expander) podIdentity(p *pod, kind Kind, pm Permission, via rbac.Via) {
 	}
 }
 
+// execCapability completes the steps into exec in every running pod of
+// a namespace (or of the cluster): what their containers show, and every
+// identity they hold.
+func (e *expander) execCapability() {
+	ns := e.id.scope
+	e.add(e.g.termID(terminal{kind: tExecAll, ns: ns}), true, Step{Kind: PodExec, completes: true})
+	pods := e.g.podsByNS[ns]
+	if ns == clusterScope {
+		pods = e.g.runningPods
+	}
+	for _, t := range e.g.groupTargetsOf(podGroup{ns: ns, all: ns == clusterScope}, pods) {
+		e.to(t.id, Step{Kind: PodExec, completes: true, Detail: t.detail})
+	}
+}
+
 // podIdentities records what the pods of a group hold: every identity
 // once, computed once per group.
 func (e *expander) podIdentities(key podGroup, pods []*pod, kind Kind, pm Permission, via rbac.Via) {
-	targets, ok := e.g.groupTargets[key]
+	for _, t := range e.g.groupTargetsOf(key, pods) {
+		e.to(t.id, Step{Kind: kind, Permission: pm, Via: []rbac.Via{via}, Detail: t.detail})
+	}
+}
+
+// groupTargetsOf returns the identities the pods of a group hold, each
+// once, computed once per group.
+func (g *graph) groupTargetsOf(key podGroup, pods []*pod) []podTarget {
+	targets, ok := g.groupTargets[key]
 	if !ok {
 		seen := map[int32]bool{}
 		for _, p := range pods {
-			for _, t := range e.g.podTargets(p) {
+			for _, t := range g.podTargets(p) {
 				if !seen[t.id] {
 					seen[t.id] = true
 					targets = append(targets, t)
 				}
 			}
 		}
-		e.g.groupTargets[key] = targets
+		g.groupTargets[key] = targets
 	}
-	for _, t := range targets {
-		e.to(t.id, Step{Kind: kind, Permission: pm, Via: []rbac.Via{via}, Detail: t.detail})
-	}
+	return targets
 }
 
 // podGroup names a set of pods: a namespace's, a node's, or all.

@@ -32,12 +32,28 @@ const (
 	// idGrant is a role bound to whoever reached it, in one scope.
 	idGrant
 	// idPods is not an identity but a capability many share: creating a
-	// pod in a namespace (or in every one). Who reaches it took the
-	// half-step of a permission to create pods; its edges complete that
+	// pod in a namespace (or in every one), exec into any of its pods, or
+	// adding an ephemeral container to any of them (capKind). Who reaches
+	// it took the half-step of a permission; its edges complete that
 	// step, at no further cost, with what such a pod yields. Sharing it
-	// saves every pod creator its own copy of those edges.
+	// saves every holder its own copy of those edges, and the search
+	// walks what it yields once (a hub).
 	idPods
 )
+
+// capKind is what a shared capability (idPods) is.
+type capKind uint8
+
+const (
+	capCreate    capKind = iota // create a pod
+	capExec                     // exec into (or re-image) any running pod
+	capEphemeral                // add an ephemeral container to any pod
+)
+
+type capKey struct {
+	kind capKind
+	ns   string
+}
 
 // identity is a node of the graph: something a subject can act as.
 type identity struct {
@@ -47,6 +63,7 @@ type identity struct {
 	grant   *roleGrant
 	// scope is an idPods capability's namespace; "" for every namespace.
 	scope string
+	cap   capKind
 
 	// members are identities it acts as at no cost: a ServiceAccount's
 	// groups, a node's user and group.
@@ -55,6 +72,8 @@ type identity struct {
 	effective []rbac.Subject
 	expanded  bool
 	edges     []edge
+	// last are the edges to terminals and to shared pod capabilities.
+	last []edge
 	// omniscient is set when it reads every Secret of the cluster: chains
 	// through it reach nothing more, so they are not followed.
 	omniscient bool
@@ -138,7 +157,7 @@ type graph struct {
 	bySubject map[rbac.Subject]int32
 	byNode    map[string]int32
 	byGrant   map[grantKey]int32
-	byPods    map[string]int32
+	byPods    map[capKey]int32
 	// noShortcuts keeps the edges dropGroupEdges would drop, for the tests
 	// that hold the shortcuts to the full search.
 	noShortcuts bool
@@ -191,7 +210,7 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 	inv := p.Inventory()
 	g := &graph{
 		inv: inv, policy: p, ix: ix, opts: opts,
-		bySubject: map[rbac.Subject]int32{}, byNode: map[string]int32{}, byGrant: map[grantKey]int32{}, byPods: map[string]int32{}, byTerm: map[terminal]int32{},
+		bySubject: map[rbac.Subject]int32{}, byNode: map[string]int32{}, byGrant: map[grantKey]int32{}, byPods: map[capKey]int32{}, byTerm: map[terminal]int32{},
 		podsByNS: map[string][]*pod{}, podsByNode: map[string][]*pod{}, podByName: map[nsName]*pod{},
 		saByNS: map[string][]string{}, saExists: map[nsName]bool{},
 		workloads: map[string]map[nsName]bool{}, anyWorkload: map[string]map[string]bool{},
@@ -450,14 +469,15 @@ func (g *graph) grantID(k grantKey, rules []rbacv1.PolicyRule) int32 {
 	return id
 }
 
-// podsID returns the pod-creation capability of ns ("" for every
+// podsID returns a shared capability on the pods of ns ("" for every
 // namespace), creating it.
-func (g *graph) podsID(ns string) int32 {
-	if id, ok := g.byPods[ns]; ok {
+func (g *graph) podsID(kind capKind, ns string) int32 {
+	k := capKey{kind, ns}
+	if id, ok := g.byPods[k]; ok {
 		return id
 	}
-	id := g.add(&identity{kind: idPods, scope: ns})
-	g.byPods[ns] = id
+	id := g.add(&identity{kind: idPods, scope: ns, cap: kind})
+	g.byPods[k] = id
 	return id
 }
 

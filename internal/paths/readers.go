@@ -45,7 +45,7 @@ type finalKey struct {
 }
 
 type stepsKey struct {
-	chain *chain
+	route route
 	final *Step
 }
 
@@ -62,7 +62,7 @@ type candidate struct {
 	// paths of one length.
 	rank  int
 	n     int
-	chain *chain
+	route route
 	final *Step
 	verbs rbac.Verbs
 }
@@ -95,7 +95,7 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	g.noShortcuts = noShortcuts
 	readers := ix.Grantees()
 	readers[rbac.Superuser.Subject] = true
-	s := &searcher{g: g, maxDepth: opts.MaxDepth, reached: map[int32][]hit{}, termHits: map[int32][]hit{}, readers: readers, noShortcuts: noShortcuts}
+	s := &searcher{g: g, maxDepth: opts.MaxDepth, readers: readers, noShortcuts: noShortcuts}
 	subjects := map[rbac.Subject]bool{}
 	for _, b := range p.Bindings() {
 		if !b.RoleFound {
@@ -127,17 +127,16 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	if s.exceeded {
 		// Partial chains would understate some Secrets and not others:
 		// keep none.
-		s.reached, s.termHits = map[int32][]hit{}, map[int32][]hit{}
+		s.reached, s.termHits = nil, nil
 	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
 		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{}}
-	for id := range s.reached {
-		if g.ids[id].kind == idGrant {
-			r.grantReaders = append(r.grantReaders, id)
+	for id, hits := range s.reached {
+		if len(hits) > 0 && g.ids[id].kind == idGrant {
+			r.grantReaders = append(r.grantReaders, index(id))
 		}
 	}
-	sort.Slice(r.grantReaders, func(i, j int) bool { return r.grantReaders[i] < r.grantReaders[j] })
 	for _, id := range r.grantReaders {
 		for name := range g.ids[id].grant.caps.readNames {
 			r.grantsByName[name] = append(r.grantsByName[name], id)
@@ -153,7 +152,7 @@ func (r *Result) indexPodTerminals() {
 	g := r.g
 	add := func(ns, name string, t terminal) {
 		id, ok := g.byTerm[t]
-		if !ok || len(r.s.termHits[id]) == 0 || g.inv.Secret(ns, name) == nil {
+		if !ok || len(r.s.termHitsAt(id)) == 0 || g.inv.Secret(ns, name) == nil {
 			return
 		}
 		k := nsName{ns, name}
@@ -519,13 +518,13 @@ func (r *Result) offerDirect(t *bestTable, direct []rbac.Reader, ns, name string
 		if !ok {
 			continue
 		}
-		hits := r.s.reached[id]
+		hits := r.s.reachedAt(id)
 		if len(hits) == 0 {
 			continue
 		}
 		final := r.final(finalKey{subject: subjectNode(d.Subject), ns: ns, name: name, verbs: d.Verbs}, d.Via)
 		for _, h := range hits {
-			t.offer(newCandidate(h.source, h.chain, final, d.Verbs))
+			t.offer(newCandidate(h, final, d.Verbs))
 		}
 	}
 }
@@ -557,8 +556,8 @@ func (r *Result) grantCandidates(id int32, ns, name string, verbs rbac.Verbs) []
 	role := rg.role
 	final := r.final(finalKey{subject: r.g.ids[id].display(), ns: ns, name: name, verbs: verbs, escalated: rg.escalated}, []rbac.Via{{Role: &role}})
 	var out []candidate
-	for _, h := range r.s.reached[id] {
-		out = append(out, newCandidate(h.source, h.chain, final, verbs))
+	for _, h := range r.s.reachedAt(id) {
+		out = append(out, newCandidate(h, final, verbs))
 	}
 	return out
 }
@@ -613,10 +612,10 @@ func (r *Result) termCandidates(id int32) []candidate {
 	if out, ok := r.termCands[id]; ok {
 		return out
 	}
-	hits := r.s.termHits[id]
+	hits := r.s.termHitsAt(id)
 	out := make([]candidate, len(hits))
 	for i, h := range hits {
-		out[i] = newCandidate(h.source, h.chain, nil, 0)
+		out[i] = newCandidate(h, nil, 0)
 	}
 	r.termCands[id] = out
 	return out
@@ -698,13 +697,10 @@ func better(a, b candidate) bool {
 	return a.rank < b.rank
 }
 
-// newCandidate is a source's way to a Secret: a chain, then final when the
-// chain ends at an identity that reads it.
-func newCandidate(source int32, c *chain, final *Step, verbs rbac.Verbs) candidate {
-	out := candidate{source: source, n: c.len(), chain: c, final: final, verbs: verbs, rank: Direct.order()}
-	if c != nil {
-		out.rank = c.rank
-	}
+// newCandidate is a source's way to a Secret: a hit's route, then final
+// when the route ends at an identity that reads it.
+func newCandidate(h hit, final *Step, verbs rbac.Verbs) candidate {
+	out := candidate{source: h.source, n: int(h.n), route: h.route, final: final, verbs: verbs, rank: int(h.rank)}
 	if final != nil {
 		out.n++
 	}
@@ -809,31 +805,20 @@ func (r *Result) indirect(subject rbac.Subject, c candidate) Reader {
 // last step reaches the Secret: its Reaches is left zero for the caller
 // to fill in.
 func (r *Result) stepsOf(c candidate) []Step {
-	k := stepsKey{c.chain, c.final}
+	k := stepsKey{c.route, c.final}
 	if s, ok := r.steps[k]; ok {
 		return s
 	}
-	n := c.chain.len()
-	if c.final != nil {
-		n++
-	}
-	out := make([]Step, n)
-	i := c.chain.len() - 1
-	var completion *Step
-	for ch := c.chain; ch != nil; ch = ch.prev {
-		if ch.step.completes {
-			completion = ch.step
+	out := make([]Step, 0, c.n)
+	for _, st := range c.route.appendSteps(nil) {
+		if st.completes {
+			completeStep(&out[len(out)-1], st)
 			continue
 		}
-		out[i] = *ch.step
-		if completion != nil {
-			completeStep(&out[i], completion)
-			completion = nil
-		}
-		i--
+		out = append(out, *st)
 	}
 	if c.final != nil {
-		out[n-1] = *c.final
+		out = append(out, *c.final)
 	}
 	r.steps[k] = out
 	return out
@@ -842,7 +827,10 @@ func (r *Result) stepsOf(c candidate) []Step {
 // completeStep joins the two halves of a step split at a shared
 // capability.
 func completeStep(first *Step, second *Step) {
-	first.Kind, first.Reaches, first.Detail = second.Kind, second.Reaches, second.Detail
+	first.Kind, first.Reaches = second.Kind, second.Reaches
+	if second.Detail != "" {
+		first.Detail = second.Detail
+	}
 }
 
 // Obtains reports whether subject s can obtain some Secret through an

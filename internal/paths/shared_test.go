@@ -103,8 +103,8 @@ func TestReadersAreComplete(t *testing.T) {
 			for _, d := range direct {
 				offer(d.Subject, 0)
 				if id, ok := g.bySubject[d.Subject]; ok {
-					for _, h := range res.s.reached[id] {
-						offer(res.s.sources[h.source].subject, h.chain.len()+1)
+					for _, h := range res.s.reachedAt(id) {
+						offer(res.s.sources[h.source].subject, int(h.n)+1)
 					}
 				}
 			}
@@ -115,7 +115,7 @@ func TestReadersAreComplete(t *testing.T) {
 					continue
 				}
 				for _, h := range hits {
-					offer(res.s.sources[h.source].subject, h.chain.len()+1)
+					offer(res.s.sources[h.source].subject, int(h.n)+1)
 				}
 			}
 			terms := append([]int32(nil), res.secretTerms[nsName{sec.Namespace, sec.Name}]...)
@@ -125,8 +125,8 @@ func TestReadersAreComplete(t *testing.T) {
 				}
 			}
 			for _, id := range terms {
-				for _, h := range res.s.termHits[id] {
-					offer(res.s.sources[h.source].subject, h.chain.len())
+				for _, h := range res.s.termHitsAt(id) {
+					offer(res.s.sources[h.source].subject, int(h.n))
 				}
 			}
 			// Leave out subjects covered by a group of theirs.

@@ -79,39 +79,126 @@ const shortPath = 2
 
 // Assess scores one Secret from its readers (paths.Result.Readers).
 func Assess(s *inventory.Secret, readers paths.Readers, opts Options) Assessment {
+	return NewAssessor(opts).Assess(s, readers)
+}
+
+// Assessor scores Secrets as Assess does, and classifies each entry of a
+// shared reader list once for every Secret of a namespace that shares it:
+// a namespace's Secrets share hundreds of readers and differ in a few of
+// their own.
+type Assessor struct {
+	opts    Options
+	classes map[listKey][]class
+}
+
+// NewAssessor returns an Assessor with its own cache: use one per
+// analysis.
+func NewAssessor(opts Options) *Assessor {
+	return &Assessor{opts: opts, classes: map[listKey][]class{}}
+}
+
+type listKey struct {
+	first *paths.Reader
+	n     int
+	ns    string
+}
+
+// class is what a reader adds to a Secret's assessment.
+type class struct {
+	kind   classKind
+	direct bool
+	// weight is what the reader adds to the score.
+	weight uint8
+}
+
+type classKind uint8
+
+const (
+	expected classKind = iota
+	everyoneClass
+	outsideClass
+	indirectClass
+	otherClass
+)
+
+func (a *Assessor) classify(ns string, r *paths.Reader) class {
+	c := class{direct: r.Kind == paths.Direct}
+	if a.opts.ExpectedReader(r) {
+		return c
+	}
+	c.weight = 1
+	if len(r.Steps) <= shortPath {
+		c.weight++
+	}
+	switch {
+	case r.Subject.IsEveryone():
+		c.kind = everyoneClass
+	case isOutside(ns, r):
+		c.kind = outsideClass
+	case r.Kind != paths.Direct:
+		c.kind = indirectClass
+	default:
+		c.kind = otherClass
+	}
+	return c
+}
+
+// shared returns the classes of a shared list's entries for Secrets of ns.
+func (a *Assessor) shared(ns string, list []paths.Reader) []class {
+	if len(list) == 0 {
+		return nil
+	}
+	k := listKey{first: &list[0], n: len(list), ns: ns}
+	if cs, ok := a.classes[k]; ok {
+		return cs
+	}
+	cs := make([]class, len(list))
+	for i := range list {
+		cs[i] = a.classify(ns, &list[i])
+	}
+	a.classes[k] = cs
+	return cs
+}
+
+// Assess scores one Secret from its readers.
+func (x *Assessor) Assess(s *inventory.Secret, readers paths.Readers) Assessment {
+	opts := x.opts
 	many := opts.ManyPrincipals
 	if many <= 0 {
 		many = DefaultManyPrincipals
 	}
 	var a Assessment
 	// Readers come sorted by subject. Only the first few of each class
-	// are described: a Secret may have hundreds of readers, and Assess runs
-	// for every distinct reader list.
+	// are described: a Secret may have thousands of readers.
 	var everyone, outside, indirect shown
 	var top [4][]rbac.Subject // everyone, outside, indirect, the rest
 	weight := 0
-	for r := range readers.Refs() {
-		if r.Kind == paths.Direct {
+	classes := x.shared(s.Namespace, readers.Shared)
+	for at, r := range readers.Indexed() {
+		var c class
+		if at >= 0 {
+			c = classes[at]
+		} else {
+			c = x.classify(s.Namespace, r)
+		}
+		if c.direct {
 			a.Direct++
 		} else {
 			a.Indirect++
 		}
-		if opts.ExpectedReader(r) {
+		if c.kind == expected {
 			continue
 		}
 		a.Principals++
-		weight++
-		if len(r.Steps) <= shortPath {
-			weight++
-		}
-		switch {
-		case r.Subject.IsEveryone():
+		weight += int(c.weight)
+		switch c.kind {
+		case everyoneClass:
 			everyone.add(r)
 			top[0] = appendTop(top[0], r.Subject)
-		case isOutside(s.Namespace, r):
+		case outsideClass:
 			outside.add(r)
 			top[1] = appendTop(top[1], r.Subject)
-		case r.Kind != paths.Direct:
+		case indirectClass:
 			indirect.add(r)
 			top[2] = appendTop(top[2], r.Subject)
 		default:

@@ -234,7 +234,10 @@ func (e *expander) add(to int32, term bool, s Step) {
 		s.Reaches = e.g.ids[to].display()
 	}
 	e.index[k] = len(e.edges)
-	e.edges = append(e.edges, edge{to: to, term: term, step: &s})
+	si := index(len(e.g.steps))
+	e.g.steps = append(e.g.steps, &s)
+	e.g.stepRank = append(e.g.stepRank, int8(s.Kind.order())) //nolint:gosec // G115: a kind's index
+	e.edges = append(e.edges, edge{to: to, term: term, step: &s, si: si})
 }
 
 // vias lists the grants a step needs, each once: two permissions often

@@ -143,6 +143,8 @@ type edge struct {
 	to   int32
 	term bool
 	step *Step
+	// si is the step's index in graph.steps.
+	si int32
 }
 
 // graph is the identity graph of one inventory.
@@ -163,6 +165,10 @@ type graph struct {
 	noShortcuts bool
 	terms       []terminal
 	byTerm      map[terminal]int32
+	// steps are the edges' steps, which chains name by index, and
+	// stepRank their kinds' order.
+	steps    []*Step
+	stepRank []int8
 
 	pods          []*pod
 	podsByNS      map[string][]*pod

@@ -35,6 +35,21 @@ type Result struct {
 	finals       map[finalKey]*Step
 	steps        map[stepsKey][]Step
 	directConv   map[readerListKey][]Reader
+
+	// subjects indexes the subjects of sources, their groups and direct
+	// readers for the scratch tables; srcSubject and srcMembers are each
+	// source's subject and other member subjects by index.
+	subjects   map[rbac.Subject]int32
+	srcSubject []int32
+	srcMembers [][]int32
+	srcRank    []int32
+	// chosen is build's scratch space.
+	chosen    []candidate
+	directIdx map[readerListKey][]int32
+	scratch   subjectTable
+	verbs     map[rbac.Verbs][]string
+	// broader caches broaderBest.
+	broader map[[2]terminal][]candidate
 }
 
 type finalKey struct {
@@ -71,13 +86,59 @@ type nsReaders struct {
 	direct     []rbac.Reader
 	candidates []candidate // best per source, sorted by source
 	readers    []Reader
-	// best is each source's candidate; steps each reader subject's steps;
-	// directAt each direct reader's index; members lists, per group, the
-	// indexes of the readers that belong to it.
+	// lookups are made when a Secret of the namespace first needs them.
+	lookups *nsLookups
+}
+
+// nsLookups index a shared list: best is each source's candidate; steps
+// each reader subject's (by subject index) steps; directAt each direct
+// reader's index; members lists, per group, the indexes of the readers
+// that belong to it.
+type nsLookups struct {
 	members  map[rbac.Subject][]int
 	best     map[int32]candidate
-	steps    map[rbac.Subject]int
+	steps    map[int32]int
 	directAt map[rbac.Subject]int
+}
+
+// lookups returns the list's lookups, making them once.
+func (r *Result) lookups(ns *nsReaders) *nsLookups {
+	if ns.lookups != nil {
+		return ns.lookups
+	}
+	l := &nsLookups{best: make(map[int32]candidate, len(ns.candidates)), directAt: make(map[rbac.Subject]int, len(ns.direct)),
+		steps: map[int32]int{}}
+	for _, cand := range ns.candidates {
+		l.best[cand.source] = cand
+	}
+	for i, d := range ns.direct {
+		l.directAt[d.Subject] = i
+	}
+	t := r.shortest(ns.direct, ns.candidates)
+	for _, idx := range t.touched {
+		l.steps[idx] = int(t.steps[idx])
+	}
+	ns.lookups = l
+	return l
+}
+
+// members returns, per group, the indexes of the shared list's readers
+// that belong to it, made once.
+func (r *Result) members(ns *nsReaders) map[rbac.Subject][]int {
+	l := r.lookups(ns)
+	if l.members != nil {
+		return l.members
+	}
+	l.members = map[rbac.Subject][]int{}
+	for i, rd := range ns.readers {
+		for _, g := range Memberships(rd.Subject) {
+			l.members[g] = append(l.members[g], i)
+			for _, gg := range Memberships(g) {
+				l.members[gg] = append(l.members[gg], i)
+			}
+		}
+	}
+	return l.members
 }
 
 // Analyze builds the identity graph of the policy's inventory and finds
@@ -131,7 +192,10 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
 		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
-		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{}}
+		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{},
+		subjects: map[rbac.Subject]int32{}, directIdx: map[readerListKey][]int32{}, verbs: map[rbac.Verbs][]string{},
+		broader: map[[2]terminal][]candidate{}}
+	r.indexSources()
 	for id, hits := range s.reached {
 		if len(hits) > 0 && g.ids[id].kind == idGrant {
 			r.grantReaders = append(r.grantReaders, index(id))
@@ -227,12 +291,25 @@ func (rs Readers) All() iter.Seq[Reader] {
 // modify what they point to.
 func (rs Readers) Refs() iter.Seq[*Reader] {
 	return func(yield func(*Reader) bool) {
+		for _, r := range rs.Indexed() {
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}
+
+// Indexed yields what Refs does, each with its index in Shared, or -1 for
+// an entry of the Secret's own: callers can keep what they derive from a
+// shared entry for every Secret that shares it.
+func (rs Readers) Indexed() iter.Seq2[int, *Reader] {
+	return func(yield func(int, *Reader) bool) {
 		i, j := 0, 0
 		for i < len(rs.Shared) || j < len(rs.Own) {
-			var next *Reader
+			at, next := -1, (*Reader)(nil)
 			switch {
 			case j == len(rs.Own) || i < len(rs.Shared) && rs.Shared[i].Subject.Less(rs.Own[j].Subject):
-				next = &rs.Shared[i]
+				at, next = i, &rs.Shared[i]
 				i++
 			case i < len(rs.Shared) && rs.Shared[i].Subject == rs.Own[j].Subject:
 				next = &rs.Own[j] // replaces the shared entry
@@ -242,7 +319,7 @@ func (rs Readers) Refs() iter.Seq[*Reader] {
 				next = &rs.Own[j]
 				j++
 			}
-			if !yield(next) {
+			if !yield(at, next) {
 				return
 			}
 		}
@@ -278,28 +355,30 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	if sameDirect && len(terms) == 0 && len(grants) == 0 {
 		return Readers{Shared: ns.readers}
 	}
-	// Each list of hits is sorted by source and has one per source, as
-	// the search appends them: merging keeps them so, in linear time.
-	var own []candidate
+	// Each source's best, the first offered on a tie.
+	t := &r.table
+	t.reset(len(r.s.sources))
 	if !sameDirect {
-		own = r.directCandidates(direct, sec.Namespace, sec.Name)
+		r.offerDirect(t, direct, sec.Namespace, sec.Name)
 	}
-	own = mergeBest(own, grants)
-	for _, t := range terms {
-		own = mergeBest(own, r.narrowCandidates(t))
+	t.offerAll(grants)
+	for _, term := range terms {
+		t.offerAll(r.narrowCandidates(term))
 	}
+	own := t.sorted()
 	// Keep what beats the namespace's entry for the source (in place: own
 	// is not used after this).
+	l := r.lookups(ns)
 	kept := own[:0]
 	for _, c := range own {
-		if b, ok := ns.best[c.source]; !ok || better(c, b) {
+		if b, ok := l.best[c.source]; !ok || better(c, b) {
 			kept = append(kept, c)
 		}
 	}
 	var ownDirect []rbac.Reader
 	if !sameDirect {
 		for _, d := range direct {
-			if i, ok := ns.directAt[d.Subject]; !ok || d.Verbs != ns.direct[i].Verbs || len(d.Via) != len(ns.direct[i].Via) {
+			if i, ok := l.directAt[d.Subject]; !ok || d.Verbs != ns.direct[i].Verbs || len(d.Via) != len(ns.direct[i].Via) {
 				ownDirect = append(ownDirect, d)
 			}
 		}
@@ -324,7 +403,7 @@ func (r *Result) hidesShared(ns *nsReaders, own []candidate) bool {
 		if g.Kind != rbac.KindGroup {
 			continue
 		}
-		for _, i := range ns.members[g] {
+		for _, i := range r.members(ns)[g] {
 			if len(ns.readers[i].Steps) >= c.n {
 				return true
 			}
@@ -333,49 +412,50 @@ func (r *Result) hidesShared(ns *nsReaders, own []candidate) bool {
 	return false
 }
 
-// shortest returns each subject's fewest steps to the Secret: 0 for a
-// direct reader, else its best candidate's.
-func (r *Result) shortest(direct []rbac.Reader, cands []candidate) map[rbac.Subject]int {
-	steps := make(map[rbac.Subject]int, len(direct)+len(cands))
-	for _, d := range direct {
-		steps[d.Subject] = 0
+// shortest returns each subject's fewest steps to the Secret, by
+// subject index: 0 for a direct reader, else its best candidate's. The
+// table is the Result's scratch, valid until the next call.
+func (r *Result) shortest(direct []rbac.Reader, cands []candidate) *subjectTable {
+	idxs := r.directIndexes(direct) // may index new subjects: first
+	t := &r.scratch
+	t.reset(len(r.subjects))
+	for _, idx := range idxs {
+		t.offer(idx, 0)
 	}
 	for _, c := range cands {
-		subj := r.s.sources[c.source].subject
-		if n, ok := steps[subj]; !ok || c.n < n {
-			steps[subj] = c.n
-		}
+		t.offer(r.srcSubject[c.source], c.n)
 	}
-	return steps
+	return t
 }
 
 // buildOwn assembles a Secret's own entries: its own direct readers, and
 // the sources whose chain to it beats their namespace entry, unless they
 // read it directly or a group they belong to covers them.
 func (r *Result) buildOwn(ns *nsReaders, direct, ownDirect []rbac.Reader, cands []candidate) []Reader {
-	steps := r.shortest(ownDirect, cands)
-	stepsOf := func(s rbac.Subject) (int, bool) {
-		if n, ok := steps[s]; ok {
+	shared := r.lookups(ns).steps
+	t := r.shortest(ownDirect, cands)
+	stepsOf := func(idx int32) (int, bool) {
+		if n, ok := t.get(idx); ok {
 			return n, true
 		}
-		n, ok := ns.steps[s]
+		n, ok := shared[idx]
 		return n, ok
 	}
-	isDirect := make(map[rbac.Subject]bool, len(direct))
-	for _, d := range direct {
-		isDirect[d.Subject] = true
+	isDirect := make(map[int32]bool, len(direct))
+	for _, idx := range r.directIndexes(direct) {
+		isDirect[idx] = true
 	}
 	out := r.convertDirect(ownDirect)
 	out = append([]Reader(nil), out...)
-	seen := map[rbac.Subject]bool{}
 	for _, c := range cands {
 		src := &r.s.sources[c.source]
-		if seen[src.subject] || isDirect[src.subject] || steps[src.subject] < c.n {
+		si := r.srcSubject[c.source]
+		if n, _ := t.get(si); t.seen(si) || isDirect[si] || n < c.n {
 			continue
 		}
 		covered := false
-		for _, m := range src.members {
-			if n, ok := stepsOf(m); ok && m != src.subject && n <= c.n {
+		for _, m := range r.srcMembers[c.source] {
+			if n, ok := stepsOf(m); ok && n <= c.n {
 				covered = true
 				break
 			}
@@ -383,10 +463,106 @@ func (r *Result) buildOwn(ns *nsReaders, direct, ownDirect []rbac.Reader, cands 
 		if covered {
 			continue
 		}
-		seen[src.subject] = true
+		t.markSeen(si)
 		out = append(out, r.indirect(src.subject, c))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject.Less(out[j].Subject) })
+	return out
+}
+
+// subjectTable is scratch space indexed by subject index: each subject's
+// fewest steps and whether a list holds it yet, reset by generation.
+type subjectTable struct {
+	steps            []int32
+	stamp, seenStamp []uint32
+	gen              uint32
+	touched          []int32
+}
+
+func (t *subjectTable) reset(n int) {
+	for len(t.steps) < n {
+		t.steps = append(t.steps, 0)
+		t.stamp = append(t.stamp, 0)
+		t.seenStamp = append(t.seenStamp, 0)
+	}
+	t.gen++
+	t.touched = t.touched[:0]
+}
+
+// offer lowers the subject's steps to n.
+func (t *subjectTable) offer(idx int32, n int) {
+	if t.stamp[idx] != t.gen {
+		t.stamp[idx] = t.gen
+		t.steps[idx] = int32(n) //nolint:gosec // G115: n is at most the depth
+		t.touched = append(t.touched, idx)
+		return
+	}
+	if int32(n) < t.steps[idx] { //nolint:gosec // G115: as above
+		t.steps[idx] = int32(n) //nolint:gosec // G115: as above
+	}
+}
+
+func (t *subjectTable) get(idx int32) (int, bool) {
+	if t.stamp[idx] != t.gen {
+		return 0, false
+	}
+	return int(t.steps[idx]), true
+}
+
+func (t *subjectTable) seen(idx int32) bool { return t.seenStamp[idx] == t.gen }
+
+func (t *subjectTable) markSeen(idx int32) { t.seenStamp[idx] = t.gen }
+
+// subjectIndex returns the index of a subject in the Result's subject
+// tables, giving it one.
+func (r *Result) subjectIndex(s rbac.Subject) int32 {
+	if idx, ok := r.subjects[s]; ok {
+		return idx
+	}
+	idx := index(len(r.subjects))
+	r.subjects[s] = idx
+	return idx
+}
+
+// indexSources gives every source's subject and member subjects an index,
+// and every source its rank in subject order.
+func (r *Result) indexSources() {
+	r.srcSubject = make([]int32, len(r.s.sources))
+	r.srcMembers = make([][]int32, len(r.s.sources))
+	order := make([]int, len(r.s.sources))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return r.s.sources[order[i]].subject.Less(r.s.sources[order[j]].subject) })
+	r.srcRank = make([]int32, len(r.s.sources))
+	for rank, i := range order {
+		r.srcRank[i] = index(rank)
+	}
+	for i := range r.s.sources {
+		src := &r.s.sources[i]
+		r.srcSubject[i] = r.subjectIndex(src.subject)
+		for _, m := range src.members {
+			if m != src.subject {
+				r.srcMembers[i] = append(r.srcMembers[i], r.subjectIndex(m))
+			}
+		}
+	}
+}
+
+// directIndexes returns the subject indexes of a direct reader list, made
+// once per list.
+func (r *Result) directIndexes(direct []rbac.Reader) []int32 {
+	k := keyOf(direct)
+	if out, ok := r.directIdx[k]; ok && len(direct) > 0 {
+		return out
+	}
+	out := make([]int32, len(direct))
+	for i, d := range direct {
+		out[i] = r.subjectIndex(d.Subject)
+	}
+	if len(direct) > 0 {
+		r.directIdx[k] = out
+	}
 	return out
 }
 
@@ -409,24 +585,24 @@ func (r *Result) namespace(ns string) *nsReaders {
 	direct := g.ix.Readers(ns, "")
 	// The cluster-wide readers' chains are the same in every namespace.
 	cluster := r.clusterCandidates() // uses the table too: first
+	// Each source's best, the first offered on a tie: the cluster-wide
+	// chains, then the namespace's own, then the terminals.
 	t := &r.table
 	t.reset(len(r.s.sources))
+	t.offerAll(cluster)
 	r.offerDirect(t, r.namespaceOnly(direct), ns, "")
 	for _, id := range r.grantReaders {
 		rg := g.ids[id].grant
 		if rg.caps.readAll != 0 && covers(rg.scope, ns) {
-			for _, c := range r.grantCandidates(id, ns, "", rg.caps.readAll) {
-				t.offer(c)
-			}
+			r.offerGrant(t, id, ns, "", rg.caps.readAll)
 		}
 	}
-	cands := mergeBest(cluster, t.sorted())
-	for _, t := range []terminal{{kind: tPodCreate, ns: ns}, {kind: tPodCreate}, {kind: tPatchAll, ns: ns}, {kind: tPatchAll}} {
-		if id, ok := g.byTerm[t]; ok {
-			cands = mergeBest(cands, r.termCandidates(id))
+	for _, term := range []terminal{{kind: tPodCreate, ns: ns}, {kind: tPodCreate}, {kind: tPatchAll, ns: ns}, {kind: tPatchAll}} {
+		if id, ok := g.byTerm[term]; ok {
+			t.offerAll(r.termCandidates(id))
 		}
 	}
-	c := r.newNSReaders(direct, cands)
+	c := r.newNSReaders(direct, t.sorted())
 	r.nsCache[nsCombo{ns: ns}] = c
 	return c
 }
@@ -443,11 +619,13 @@ func (r *Result) withTerms(ns *nsReaders, name string, terms []int32) *nsReaders
 	if c, ok := r.nsCache[key]; ok {
 		return c
 	}
-	cands := ns.candidates
-	for _, t := range terms {
-		cands = mergeBest(cands, r.termCandidates(t))
+	t := &r.table
+	t.reset(len(r.s.sources))
+	t.offerAll(ns.candidates)
+	for _, term := range terms {
+		t.offerAll(r.termCandidates(term))
 	}
-	c := r.newNSReaders(ns.direct, cands)
+	c := r.newNSReaders(ns.direct, t.sorted())
 	r.nsCache[key] = c
 	return c
 }
@@ -457,26 +635,7 @@ type nsCombo struct {
 }
 
 func (r *Result) newNSReaders(direct []rbac.Reader, cands []candidate) *nsReaders {
-	c := &nsReaders{direct: direct, candidates: cands,
-		best: make(map[int32]candidate, len(cands)), directAt: make(map[rbac.Subject]int, len(direct))}
-	c.readers = r.build(direct, c.candidates)
-	for _, cand := range c.candidates {
-		c.best[cand.source] = cand
-	}
-	for i, d := range direct {
-		c.directAt[d.Subject] = i
-	}
-	c.steps = r.shortest(direct, c.candidates)
-	c.members = map[rbac.Subject][]int{}
-	for i, rd := range c.readers {
-		for _, g := range Memberships(rd.Subject) {
-			c.members[g] = append(c.members[g], i)
-			for _, gg := range Memberships(g) {
-				c.members[gg] = append(c.members[gg], i)
-			}
-		}
-	}
-	return c
+	return &nsReaders{direct: direct, candidates: cands, readers: r.build(direct, cands)}
 }
 
 // clusterCandidates are the chains to the cluster-wide readers, whose
@@ -541,25 +700,26 @@ func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candi
 // namedGrantCandidates are the chains to the bound roles that read sec by
 // name, best per source and sorted.
 func (r *Result) namedGrantCandidates(sec *inventory.Secret) []candidate {
-	var out []candidate
+	t := &r.table
+	t.reset(len(r.s.sources))
 	for _, id := range r.grantsByName[sec.Name] {
 		rg := r.g.ids[id].grant
 		if v := rg.caps.readNames[sec.Name]; v != 0 && covers(rg.scope, sec.Namespace) {
-			out = mergeBest(out, r.grantCandidates(id, sec.Namespace, sec.Name, v))
+			r.offerGrant(t, id, sec.Namespace, sec.Name, v)
 		}
 	}
-	return out
+	return t.sorted()
 }
 
-func (r *Result) grantCandidates(id int32, ns, name string, verbs rbac.Verbs) []candidate {
+// offerGrant offers to t the chains to a bound role that reads Secrets
+// of ns (name, or every one when empty) with verbs.
+func (r *Result) offerGrant(t *bestTable, id int32, ns, name string, verbs rbac.Verbs) {
 	rg := r.g.ids[id].grant
 	role := rg.role
 	final := r.final(finalKey{subject: r.g.ids[id].display(), ns: ns, name: name, verbs: verbs, escalated: rg.escalated}, []rbac.Via{{Role: &role}})
-	var out []candidate
 	for _, h := range r.s.reachedAt(id) {
-		out = append(out, newCandidate(h, final, verbs))
+		t.offer(newCandidate(h, final, verbs))
 	}
-	return out
 }
 
 // narrowCandidates are the chains to a terminal of one pod or node that
@@ -582,27 +742,50 @@ func (r *Result) narrowCandidates(id int32) []candidate {
 	case t.kind == tNodeReads && t.name != anyNode:
 		broader = []terminal{{kind: tNodeReads, name: anyNode}}
 	}
-	best := map[int32]candidate{}
-	for _, b := range broader {
-		if bid, ok := r.g.byTerm[b]; ok {
-			for _, c := range r.termCandidates(bid) {
-				if prev, seen := best[c.source]; !seen || better(c, prev) {
-					best[c.source] = c
-				}
-			}
-		}
-	}
 	out := r.termCandidates(id)
-	if len(best) > 0 {
+	if best := r.broaderBest(broader); len(best) > 0 {
+		// Both sorted by source: one walk.
 		kept := make([]candidate, 0, len(out))
+		j := 0
 		for _, c := range out {
-			if b, ok := best[c.source]; !ok || better(c, b) {
+			for j < len(best) && best[j].source < c.source {
+				j++
+			}
+			if j == len(best) || best[j].source != c.source || better(c, best[j]) {
 				kept = append(kept, c)
 			}
 		}
 		out = kept
 	}
 	r.narrowCands[id] = out
+	return out
+}
+
+// broaderBest is each source's best chain to any of up to two broader
+// terminals, sorted by source, made once per set.
+func (r *Result) broaderBest(broader []terminal) []candidate {
+	var key [2]terminal
+	n := 0
+	for _, b := range broader {
+		if _, ok := r.g.byTerm[b]; ok && n < len(key) {
+			key[n] = b
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if out, ok := r.broader[key]; ok {
+		return out
+	}
+	// Not r.table: Readers calls this while it fills that one.
+	t := &bestTable{}
+	t.reset(len(r.s.sources))
+	for _, b := range key[:n] {
+		t.offerAll(r.termCandidates(r.g.byTerm[b]))
+	}
+	out := t.sorted()
+	r.broader[key] = out
 	return out
 }
 
@@ -675,6 +858,13 @@ func (t *bestTable) offer(c candidate) {
 	}
 }
 
+// offerAll offers every candidate of cs, in order.
+func (t *bestTable) offerAll(cs []candidate) {
+	for _, c := range cs {
+		t.offer(c)
+	}
+}
+
 // sorted returns the kept candidates in a new slice, sorted by source.
 func (t *bestTable) sorted() []candidate {
 	slices.Sort(t.touched)
@@ -740,28 +930,44 @@ func mergeBest(base, own []candidate) []candidate {
 // its own: the group's entry already covers it (everyone in
 // system:authenticated can do what the group can).
 func (r *Result) build(direct []rbac.Reader, cands []candidate) []Reader {
-	steps := r.shortest(direct, cands)
-	out := append([]Reader(nil), r.convertDirect(direct)...)
-	seen := map[rbac.Subject]bool{}
+	t := r.shortest(direct, cands)
+	chosen := r.chosen[:0]
 	for _, c := range cands {
-		src := &r.s.sources[c.source]
-		if seen[src.subject] || steps[src.subject] < c.n {
+		si := r.srcSubject[c.source]
+		n, _ := t.get(si)
+		if t.seen(si) || n < c.n || n == 0 {
 			continue
 		}
 		covered := false
-		for _, m := range src.members {
-			if n, ok := steps[m]; ok && m != src.subject && n <= c.n {
+		for _, m := range r.srcMembers[c.source] {
+			if mn, ok := t.get(m); ok && mn <= c.n {
 				covered = true
 				break
 			}
 		}
-		if n, ok := steps[src.subject]; covered || ok && n == 0 {
+		if covered {
 			continue
 		}
-		seen[src.subject] = true
-		out = append(out, r.indirect(src.subject, c))
+		t.markSeen(si)
+		chosen = append(chosen, c)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject.Less(out[j].Subject) })
+	r.chosen = chosen
+	// Subjects are distinct: a direct reader has no chain, and a subject
+	// is kept once. Sort the chains by their subject's rank, then merge
+	// with the direct readers, sorted by subject.
+	slices.SortFunc(chosen, func(a, b candidate) int { return int(r.srcRank[a.source]) - int(r.srcRank[b.source]) })
+	conv := r.convertDirect(direct)
+	out := make([]Reader, 0, len(conv)+len(chosen))
+	i := 0
+	for _, c := range chosen {
+		subj := r.s.sources[c.source].subject
+		for i < len(conv) && conv[i].Subject.Less(subj) {
+			out = append(out, conv[i])
+			i++
+		}
+		out = append(out, r.indirect(subj, c))
+	}
+	out = append(out, conv[i:]...)
 	return out
 }
 
@@ -772,8 +978,10 @@ func (r *Result) convertDirect(direct []rbac.Reader) []Reader {
 	}
 	out := make([]Reader, len(direct))
 	for i, d := range direct {
-		out[i] = Reader{Subject: d.Subject, Kind: Direct, Verbs: d.Verbs.Names(), Via: d.Via}
+		out[i] = Reader{Subject: d.Subject, Kind: Direct, Verbs: r.verbNames(d.Verbs), Via: d.Via}
 	}
+	// build merges by subject.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Subject.Less(out[j].Subject) })
 	r.directConv[k] = out
 	return out
 }
@@ -786,11 +994,11 @@ var (
 
 func (r *Result) indirect(subject rbac.Subject, c candidate) Reader {
 	steps := r.stepsOf(c)
-	last := steps[len(steps)-1]
+	last := &steps[len(steps)-1]
 	var verbs []string
 	switch {
 	case c.final != nil:
-		verbs = c.verbs.Names()
+		verbs = r.verbNames(c.verbs)
 	case last.Kind == SecretPatch:
 		verbs = patchVerbs
 	case last.Kind == NodeAuthorizer:
@@ -799,6 +1007,17 @@ func (r *Result) indirect(subject rbac.Subject, c candidate) Reader {
 		verbs = []string{}
 	}
 	return Reader{Subject: subject, Kind: steps[0].Kind, Verbs: verbs, Via: steps[0].Via, Steps: steps}
+}
+
+// verbNames returns the names of a set of verbs, one shared slice per
+// set.
+func (r *Result) verbNames(v rbac.Verbs) []string {
+	if names, ok := r.verbs[v]; ok {
+		return names
+	}
+	names := v.Names()
+	r.verbs[v] = names
+	return names
 }
 
 // stepsOf materialises a candidate's steps, shared between Secrets. The
@@ -810,7 +1029,7 @@ func (r *Result) stepsOf(c candidate) []Step {
 		return s
 	}
 	out := make([]Step, 0, c.n)
-	for _, st := range c.route.appendSteps(nil) {
+	for _, st := range r.s.appendSteps(c.route, nil) {
 		if st.completes {
 			completeStep(&out[len(out)-1], st)
 			continue

@@ -6,94 +6,96 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
 
-// chain is a path from a source, or from a hub, shared by every path it
-// prefixes.
-type chain struct {
-	prev *chain
-	step *Step
-	n    int
+// chainID names a chain in the searcher's table; 0 is the empty chain.
+// Chains, routes and hits hold no pointers: there are millions, and the
+// garbage collector need not scan them.
+type chainID int32
+
+// chainNode is a chain: the chain prev followed by step, shared by every
+// chain it prefixes.
+type chainNode struct {
+	prev chainID
+	// step indexes graph.steps.
+	step int32
+	n    int8
 	// rank is the order (Kind.order) of the first step's kind.
-	rank int
+	rank int8
 }
 
-func (c *chain) len() int {
-	if c == nil {
-		return 0
-	}
-	return c.n
-}
+func (s *searcher) clen(c chainID) int { return int(s.chains[c].n) }
 
 // halfStep reports whether the chain is only the first half of a step,
 // into a shared pod capability: its kind comes with the second half.
-func (c *chain) halfStep() bool {
-	return c != nil && c.prev == nil && c.step.Kind == "" && !c.step.completes
+func (s *searcher) halfStep(c chainID) bool {
+	if c == 0 || s.chains[c].prev != 0 {
+		return false
+	}
+	st := s.g.steps[s.chains[c].step]
+	return st.Kind == "" && !st.completes
 }
 
-// extend makes next the chain c followed by s.
-func (c *chain) extend(next *chain, s *Step) {
-	*next = chain{prev: c, step: s, n: c.len() + 1}
+// then returns the chain c followed by the step of edge e.
+func (s *searcher) then(c chainID, e edge) chainID {
+	prev := s.chains[c]
+	next := chainNode{prev: c, step: e.si, n: prev.n + 1, rank: prev.rank}
 	switch {
-	case s.completes:
+	case e.step.completes:
 		// The second half of a step: no step more, and the first step's
 		// kind is known only now when the first half is the chain's (or
 		// the chain starts at the capability, in a hub's search).
-		next.n = c.len()
-		if c == nil || c.prev == nil {
-			next.rank = s.Kind.order()
-		} else {
-			next.rank = c.rank
+		next.n = prev.n
+		if c == 0 || prev.prev == 0 {
+			next.rank = s.g.stepRank[e.si]
 		}
-	case c == nil:
-		next.rank = s.Kind.order()
-	default:
-		next.rank = c.rank
+	case c == 0:
+		next.rank = s.g.stepRank[e.si]
 	}
+	s.chains = append(s.chains, next)
+	return chainID(index(len(s.chains) - 1))
 }
 
-// then extends c by a step, allocating from the searcher's slab.
-func (s *searcher) then(c *chain, st *Step) *chain {
-	if len(s.slab) == cap(s.slab) {
-		s.slab = make([]chain, 0, 4096)
-	}
-	s.slab = append(s.slab, chain{})
-	next := &s.slab[len(s.slab)-1]
-	c.extend(next, st)
-	return next
-}
+// routeID names a route in the searcher's table; 0 is none.
+type routeID int32
 
 // route is a path: the steps of head, then those of tail, a hub's route
 // to the same end. A source's search stops at a hub and records how it
 // got there; the hub's own search, done once, continues from there for
 // every source that reaches it.
 type route struct {
-	head *chain
-	tail *route
+	head chainID
+	tail routeID
+}
+
+// keep stores a route for others to end with.
+func (s *searcher) keep(r route) routeID {
+	s.routes = append(s.routes, r)
+	return routeID(index(len(s.routes) - 1))
 }
 
 // rank is the order of the first step's kind; a direct read's for an
 // empty route.
-func (r route) rank() int {
+func (s *searcher) rank(r route) int {
 	switch {
-	case r.head == nil && r.tail == nil:
+	case r.head == 0 && r.tail == 0:
 		return Direct.order()
-	case r.head != nil && (!r.head.halfStep() || r.tail == nil):
-		return r.head.rank
+	case r.head != 0 && (!s.halfStep(r.head) || r.tail == 0):
+		return int(s.chains[r.head].rank)
 	}
 	// No step of its own, or the first half of a step whose second half
 	// starts the hub's route.
-	return r.tail.rank()
+	return s.rank(s.routes[r.tail])
 }
 
 // appendSteps appends the route's steps, in order, halves of split steps
 // apart.
-func (r route) appendSteps(out []*Step) []*Step {
+func (s *searcher) appendSteps(r route, out []*Step) []*Step {
 	start := len(out)
-	for c := r.head; c != nil; c = c.prev {
-		out = append(out, c.step)
+	for c := r.head; c != 0; c = s.chains[c].prev {
+		out = append(out, s.g.steps[s.chains[c].step])
 	}
 	slices.Reverse(out[start:])
-	if r.tail != nil {
-		out = r.tail.appendSteps(out)
+	if r.tail != 0 {
+		out = s.appendSteps(s.routes[r.tail], out)
 	}
 	return out
 }
@@ -150,8 +152,10 @@ type searcher struct {
 	reached [][]hit
 	// termHits lists, per terminal, the sources that reach it.
 	termHits [][]hit
-	// slab is where chains are allocated, many at a time.
-	slab    []chain
+	// chains and routes are every chain and route the searches made,
+	// named by index.
+	chains  []chainNode
+	routes  []route
 	readers map[rbac.Subject]bool
 
 	idStamp, termStamp []uint32
@@ -177,13 +181,13 @@ type searcher struct {
 // arrival is a search getting to a hub, by a chain.
 type arrival struct {
 	hub   int32
-	chain *chain
+	chain chainID
 }
 
 // hubSearch is a hub's own search, then its shortest route to each
 // identity and terminal, through the hubs it reaches too.
 type hubSearch struct {
-	ids, terms map[int32]hubEntry
+	ids, terms hubTable
 	arrivals   []arrival
 	// idList and termList are ids and terms, sorted by target, once
 	// resolved.
@@ -191,19 +195,21 @@ type hubSearch struct {
 }
 
 type hubEntry struct {
-	route *route
+	route route
 	n     int
 }
 
 type hubTarget struct {
-	to      int32
-	route   *route
+	to    int32
+	route route
+	// tail names route for the routes that end with it.
+	tail    routeID
 	n, rank int
 }
 
 type item struct {
 	id    int32
-	chain *chain
+	chain chainID
 }
 
 func (s *searcher) isReader(id *identity) bool {
@@ -232,6 +238,8 @@ func (s *searcher) isHub(id *identity) bool {
 func (s *searcher) run() {
 	s.hubs = map[int32]*hubSearch{}
 	s.arrivals = make([][]arrival, len(s.sources))
+	s.chains = []chainNode{{}} // 0: the empty chain
+	s.routes = []route{{}}     // 0: none
 	for i := range s.sources {
 		s.search(int32(i))
 		if s.over() {
@@ -277,7 +285,6 @@ func (s *searcher) hubLimit() int { return s.maxDepth - 1 }
 
 func (s *searcher) searchHub(h int32) {
 	hs := s.hubs[h]
-	hs.ids, hs.terms = map[int32]hubEntry{}, map[int32]hubEntry{}
 	s.bfs(h, s.hubLimit(), -1, hs)
 }
 
@@ -288,28 +295,28 @@ func (s *searcher) searchHub(h int32) {
 func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 	s.gen++
 	var queue []item
-	hitID := func(id int32, c *chain) {
+	hitID := func(id int32, c chainID) {
 		if hs != nil {
-			hs.ids[id] = hubEntry{route: &route{head: c}, n: c.len()}
+			hs.ids.add(id, route{head: c}, s.clen(c))
 		} else {
-			s.reached[id] = append(s.reached[id], newHit(src, route{head: c}, c.len(), route{head: c}.rank()))
+			s.reached[id] = append(s.reached[id], newHit(src, route{head: c}, s.clen(c), s.rank(route{head: c})))
 		}
 		s.hits++
 	}
-	hitTerm := func(t int32, c *chain) {
+	hitTerm := func(t int32, c chainID) {
 		if s.termStamp[t] == s.gen {
 			return
 		}
 		s.termStamp[t] = s.gen
 		if hs != nil {
-			hs.terms[t] = hubEntry{route: &route{head: c}, n: c.len()}
+			hs.terms.add(t, route{head: c}, s.clen(c))
 		} else {
-			s.termHits[t] = append(s.termHits[t], newHit(src, route{head: c}, c.len(), route{head: c}.rank()))
+			s.termHits[t] = append(s.termHits[t], newHit(src, route{head: c}, s.clen(c), s.rank(route{head: c})))
 		}
 		s.hits++
 	}
-	var visit func(id int32, c *chain)
-	visit = func(id int32, c *chain) {
+	var visit func(id int32, c chainID)
+	visit = func(id int32, c chainID) {
 		s.grow()
 		if s.idStamp[id] == s.gen {
 			return
@@ -327,16 +334,16 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 				s.grow()
 				if e.term {
 					if s.termStamp[e.to] != s.gen {
-						hitTerm(e.to, s.then(c, e.step))
+						hitTerm(e.to, s.then(c, e))
 					}
-				} else if c.len() < limit && s.idStamp[e.to] != s.gen {
+				} else if s.clen(c) < limit && s.idStamp[e.to] != s.gen {
 					// A completing step adds none: the chain stays c's length.
-					visit(e.to, s.then(c, e.step))
+					visit(e.to, s.then(c, e))
 				}
 			}
 			return
 		}
-		if (c != nil || hs != nil) && s.isReader(ident) {
+		if (c != 0 || hs != nil) && s.isReader(ident) {
 			hitID(id, c)
 		}
 		queue = append(queue, item{id, c})
@@ -345,7 +352,7 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 		}
 	}
 	if hs != nil {
-		visit(start, nil)
+		visit(start, 0)
 	} else {
 		// A source does not act through its groups that are sources
 		// themselves: they reach in as many steps all the source would
@@ -354,16 +361,16 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 		// walking the groups' reach again for each member.
 		s.grow()
 		s.idStamp[start] = s.gen
-		queue = append(queue, item{start, nil})
+		queue = append(queue, item{start, 0})
 		for _, m := range s.g.ids[start].members {
 			if s.noShortcuts || !s.isSource[m] {
-				visit(m, nil)
+				visit(m, 0)
 			}
 		}
 	}
 	for head := 0; head < len(queue); head++ {
 		it := queue[head]
-		depth := it.chain.len()
+		depth := s.clen(it.chain)
 		if depth >= limit {
 			continue
 		}
@@ -377,12 +384,12 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 			s.grow()
 			if e.term {
 				if s.termStamp[e.to] != s.gen {
-					hitTerm(e.to, s.then(it.chain, e.step))
+					hitTerm(e.to, s.then(it.chain, e))
 				}
 				continue
 			}
 			if s.idStamp[e.to] != s.gen {
-				visit(e.to, s.then(it.chain, e.step))
+				visit(e.to, s.then(it.chain, e))
 			}
 		}
 	}
@@ -390,7 +397,7 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 
 // arrive records that the search of source src, or of hub search hs, got
 // to hub h by chain c.
-func (s *searcher) arrive(src int32, hs *hubSearch, h int32, c *chain) {
+func (s *searcher) arrive(src int32, hs *hubSearch, h int32, c chainID) {
 	if _, ok := s.hubs[h]; !ok {
 		s.hubs[h] = &hubSearch{}
 		s.hubList = append(s.hubList, h)
@@ -414,49 +421,45 @@ func within(n, limit int, term bool) bool {
 
 // resolveHubs gives each hub its shortest route to everything it gets
 // to, through the hubs it reaches: a hub reaching another by a chain of k
-// steps reaches what that one does in k more. Each round can only shorten
-// routes, and no route is longer than the depth, so it settles.
+// steps reaches what that one does in k more. Routes are settled by
+// length, shortest first, so that each is final when set: at length d a
+// hub takes its own search's routes of d steps, then, for each hub it
+// reaches in k steps, that hub's routes of d − k. A hub reached in no
+// step (a pod capability's node escape reaches "any node") is settled
+// first within a length.
 func (s *searcher) resolveHubs() {
 	limit := s.hubLimit()
-	order, cyclic := s.hubOrder()
-	for changed := true; changed; {
-		changed = false
-		for _, h := range order {
-			hs := s.hubs[h]
-			for _, a := range hs.arrivals {
-				sub := s.hubs[a.hub]
-				k := a.chain.len()
-				for _, pair := range []struct {
-					from, to map[int32]hubEntry
-					term     bool
-				}{{sub.ids, hs.ids, false}, {sub.terms, hs.terms, true}} {
-					for target, e := range pair.from {
-						n := k + e.n
-						if !within(n, limit, pair.term) {
-							continue
-						}
-						if cur, ok := pair.to[target]; ok && cur.n <= n {
-							continue
-						}
-						pair.to[target] = hubEntry{route: &route{head: a.chain, tail: e.route}, n: n}
-						changed = true
+	order, zeroCycle := s.hubOrder()
+	for d := 0; d <= limit; d++ {
+		for again := true; again; {
+			again = false
+			for _, h := range order {
+				hs := s.hubs[h]
+				settled := hs.ids.settleOwn(d, limit, false) + hs.terms.settleOwn(d, limit, true)
+				for _, a := range hs.arrivals {
+					k := s.clen(a.chain)
+					if k > d {
+						continue
 					}
+					sub := s.hubs[a.hub]
+					settled += s.settleFrom(&hs.ids, &sub.ids, a.chain, d, k, limit, false)
+					settled += s.settleFrom(&hs.terms, &sub.terms, a.chain, d, k, limit, true)
 				}
+				// Routes through a hub reached in no step that settled after
+				// this one: only on a cycle of such hubs.
+				again = again || zeroCycle && settled > 0
 			}
 		}
-		// Without a cycle, each hub came after every hub it reaches: one
-		// pass is final.
-		changed = changed && cyclic
 	}
 	for _, h := range s.hubList {
 		hs := s.hubs[h]
-		hs.idList, hs.termList = sortedTargets(hs.ids), sortedTargets(hs.terms)
-		hs.ids, hs.terms = nil, nil
+		hs.idList, hs.termList = s.sortedTargets(&hs.ids), s.sortedTargets(&hs.terms)
+		hs.ids, hs.terms = hubTable{}, hubTable{}
 	}
 }
 
-// hubOrder returns the hubs, each after the hubs it reaches unless they
-// reach it back, and whether some do.
+// hubOrder returns the hubs, each after the hubs it reaches in no step
+// unless they reach it back the same way, and whether some do.
 func (s *searcher) hubOrder() (order []int32, cyclic bool) {
 	const (
 		unseen = iota
@@ -468,6 +471,9 @@ func (s *searcher) hubOrder() (order []int32, cyclic bool) {
 	walk = func(h int32) {
 		state[h] = open
 		for _, a := range s.hubs[h].arrivals {
+			if s.clen(a.chain) > 0 {
+				continue
+			}
 			switch state[a.hub] {
 			case unseen:
 				walk(a.hub)
@@ -486,10 +492,71 @@ func (s *searcher) hubOrder() (order []int32, cyclic bool) {
 	return order, cyclic
 }
 
-func sortedTargets(m map[int32]hubEntry) []hubTarget {
-	out := make([]hubTarget, 0, len(m))
-	for to, e := range m {
-		out = append(out, hubTarget{to: to, route: e.route, n: e.n, rank: e.route.rank()})
+// hubTable is a hub's shortest route to each target: its own search's,
+// then, once settled, the shortest of those and of the routes through
+// the hubs it reaches.
+type hubTable struct {
+	own []hubTarget
+	at  map[int32]hubEntry
+	// level lists the settled targets by length.
+	level [][]int32
+}
+
+func (t *hubTable) add(target int32, r route, n int) {
+	t.own = append(t.own, hubTarget{to: target, route: r, n: n})
+}
+
+// settle sets the target's route when it has none yet, and reports
+// whether it did.
+func (t *hubTable) settle(target int32, e hubEntry) bool {
+	if t.at == nil {
+		t.at = map[int32]hubEntry{}
+	}
+	if _, ok := t.at[target]; ok {
+		return false
+	}
+	t.at[target] = e
+	for len(t.level) <= e.n {
+		t.level = append(t.level, nil)
+	}
+	t.level[e.n] = append(t.level[e.n], target)
+	return true
+}
+
+// settleOwn settles the own search's routes of d steps.
+func (t *hubTable) settleOwn(d, limit int, term bool) int {
+	n := 0
+	for _, o := range t.own {
+		if o.n == d && within(d, limit, term) && t.settle(o.to, hubEntry{route: o.route, n: d}) {
+			n++
+		}
+	}
+	return n
+}
+
+// settleFrom settles in t the routes of d steps through a hub reached by
+// chain c of k steps, whose table is from.
+func (s *searcher) settleFrom(t, from *hubTable, c chainID, d, k, limit int, term bool) int {
+	if d-k >= len(from.level) || !within(d, limit, term) {
+		return 0
+	}
+	n := 0
+	for _, target := range from.level[d-k] {
+		if _, ok := t.at[target]; ok {
+			continue
+		}
+		if t.settle(target, hubEntry{route: route{head: c, tail: s.keep(from.at[target].route)}, n: d}) {
+			n++
+		}
+	}
+	return n
+}
+
+// sortedTargets returns a table's settled routes, sorted by target.
+func (s *searcher) sortedTargets(t *hubTable) []hubTarget {
+	out := make([]hubTarget, 0, len(t.at))
+	for to, e := range t.at {
+		out = append(out, hubTarget{to: to, route: e.route, tail: s.keep(e.route), n: e.n, rank: s.rank(e.route)})
 	}
 	slices.SortFunc(out, func(a, b hubTarget) int { return int(a.to) - int(b.to) })
 	return out
@@ -522,16 +589,17 @@ func (s *searcher) join() {
 		touchedIDs, touchedTerms = touchedIDs[:0], touchedTerms[:0]
 		for _, a := range arrs {
 			hs := s.hubs[a.hub]
-			k := a.chain.len()
-			half := a.chain.halfStep()
+			k := s.clen(a.chain)
+			half := s.halfStep(a.chain)
+			arank := int(s.chains[a.chain].rank)
 			offer := func(list []hubTarget, best []joined, touched *[]int32, term bool) {
 				for _, t := range list {
 					n := k + t.n
 					if !within(n, limit, term) {
 						continue
 					}
-					rank := a.chain.rank
-					if half || a.chain == nil {
+					rank := arank
+					if half || a.chain == 0 {
 						rank = t.rank
 					}
 					b := &best[t.to]
@@ -541,7 +609,7 @@ func (s *searcher) join() {
 					if b.stamp != s.gen {
 						*touched = append(*touched, t.to)
 					}
-					*b = joined{route: route{head: a.chain, tail: t.route}, n: n, rank: rank, stamp: s.gen}
+					*b = joined{route: route{head: a.chain, tail: t.tail}, n: n, rank: rank, stamp: s.gen}
 				}
 			}
 			offer(hs.idList, bestID, &touchedIDs, false)

@@ -65,6 +65,13 @@ type Options struct {
 
 // Run analyses the input and returns the report.
 func Run(in Input, opts Options) *report.Report {
+	return RunWith(in, opts, NewAccess(in, opts))
+}
+
+// RunWith is Run on an access stage already run: acc, from NewAccess on
+// in and opts, or on an earlier input for which acc.Stale(in, opts) is "".
+// With any other acc the report is wrong.
+func RunWith(in Input, opts Options, acc *Access) *report.Report {
 	inv := in.Inventory
 	r := &report.Report{
 		APIVersion: report.APIVersion,
@@ -77,7 +84,7 @@ func Run(in Input, opts Options) *report.Report {
 	r.Coverage = coverage(in.Coverage)
 	r.Errors = append(r.Errors, problems(in.Problems)...)
 
-	policy := rbac.NewPolicy(inv, in.Aggregation)
+	policy := acc.policy
 	for _, err := range policy.Errors {
 		r.Errors = append(r.Errors, report.Error{Source: "analysis", Message: err.Error()})
 	}
@@ -93,13 +100,9 @@ func Run(in Input, opts Options) *report.Report {
 	if in.Aggregation == rbac.AggregationStored {
 		a.aggregationDrift(policy)
 	}
-	ix := rbac.NewReadIndex(policy)
-	pathOpts := opts.Paths
-	// Computed aggregation means the input is manifests, not a cluster.
-	pathOpts.Offline = in.Aggregation == rbac.AggregationComputed
-	res := paths.Analyze(policy, ix, pathOpts)
+	ix, res := acc.index, acc.result
 	if res.Exceeded() {
-		budget := pathOpts.MaxHits
+		budget := acc.paths.MaxHits
 		if budget <= 0 {
 			budget = paths.DefaultMaxHits
 		}
@@ -305,6 +308,7 @@ func keyOf(readers paths.Readers) readerListKey {
 // depends on the namespace, so lists are not shared across namespaces).
 func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Options) []SecretExposure {
 	out := make([]SecretExposure, 0, len(inv.Secrets))
+	assessor := exposure.NewAssessor(opts)
 	for _, ns := range inv.SecretNamespaces() {
 		cache := map[readerListKey]*exposure.Assessment{}
 		for _, s := range inv.SecretsIn(ns) {
@@ -312,7 +316,7 @@ func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Op
 			k := keyOf(readers)
 			a, ok := cache[k]
 			if !ok {
-				assessed := exposure.Assess(s, readers, opts)
+				assessed := assessor.Assess(s, readers)
 				a = &assessed
 				cache[k] = a
 			}

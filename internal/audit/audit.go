@@ -177,9 +177,19 @@ type Options struct {
 
 // Analyze runs the analysis with keyhole's defaults.
 func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
-	expected, err := bootstrap.ControlPlaneSubjects()
+	aopts, err := AnalysisOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	return analysis.Run(in, aopts), nil
+}
+
+// AnalysisOptions are the options Analyze runs the analysis with, for a
+// caller that runs it in stages (keyhole serve reuses the access stage).
+func AnalysisOptions(opts Options) (analysis.Options, error) {
+	expected, err := bootstrap.ControlPlaneSubjects()
+	if err != nil {
+		return analysis.Options{}, err
 	}
 	for _, s := range opts.Expected {
 		expected[s] = true
@@ -188,7 +198,7 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	return analysis.Run(in, analysis.Options{
+	return analysis.Options{
 		Exposure:     exposure.Options{Expected: expected, ManyPrincipals: opts.ManyPrincipals},
 		ToolVersion:  opts.ToolVersion,
 		Rules:        opts.Rules,
@@ -196,5 +206,5 @@ func Analyze(in analysis.Input, opts Options) (*report.Report, error) {
 		Workload:     workload.Options{Now: now, StaleAfter: opts.StaleAfter},
 		Paths:        paths.Options{MaxDepth: opts.MaxDepth, PodSecurityDefault: opts.PodSecurityDefault},
 		Environments: opts.Environments,
-	}), nil
+	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/keyhole-sec/keyhole/internal/analysis"
 	"github.com/keyhole-sec/keyhole/internal/audit"
 	"github.com/keyhole-sec/keyhole/internal/auditlog"
 	"github.com/keyhole-sec/keyhole/internal/inventory"
@@ -23,6 +24,10 @@ type snapshot struct {
 	// cluster (it was unreachable, or every LIST forbidden): the report
 	// then holds only errors, and the replica is not ready.
 	empty bool
+	// accessWhy is why the analysis ran the access stage anew (the first
+	// change it reads since the previous analysis, or "first analysis"),
+	// "" when it reused the previous one's.
+	accessWhy string
 }
 
 // report is the latest report, or nil before the first analysis.
@@ -43,12 +48,13 @@ func (d *daemon) analyzeLoop(ctx context.Context) {
 	for {
 		// Drain before reading the caches: a change that lands after this
 		// point leaves a token, so it is never missed, at worst analysed
-		// twice.
+		// twice. What changed is taken at the same point, for the same
+		// reason: a change recorded after it counts for the next analysis.
 		select {
 		case <-d.changed:
 		default:
 		}
-		d.analyzeOnce()
+		d.analyzeOnce(d.access.take())
 		if !d.waitForQuiet(ctx) {
 			return
 		}
@@ -86,19 +92,27 @@ func (d *daemon) waitForQuiet(ctx context.Context) bool {
 // analyzeOnce builds an inventory from the informers' caches, analyses it
 // and publishes the result. A failed analysis keeps the previous snapshot
 // and counts an error: stale numbers with a failing
-// keyhole_analysis_errors_total are better than none.
-func (d *daemon) analyzeOnce() {
+// keyhole_analysis_errors_total are better than none. prev is the access
+// stage of the previous analysis, if it may stand for this one, and why
+// the first change since that the access stage reads, if any.
+func (d *daemon) analyzeOnce(prev *analysis.Access, why string) {
 	start := time.Now()
-	snap, err := d.analyze(start)
+	run, err := d.analyze(start, prev, why)
 	took := time.Since(start)
 	d.self.AnalysisDone(took, time.Now(), err)
 	if err != nil {
+		d.access.failed()
 		d.log.Error("analysis failed; keeping the previous report", "err", err)
 		return
 	}
+	d.access.keep(run.access)
+	snap := run.snapshot
 	first := d.latest.Swap(snap) == nil
 	if d.audit != nil {
 		d.audit.explainer.Store(auditlog.NewExplainer(snap.report))
+	}
+	if d.opts.analyzed != nil {
+		d.opts.analyzed(run)
 	}
 	// The analysis allocates several times the report it keeps, and the
 	// previous report is garbage now. Return that memory at once rather
@@ -106,16 +120,31 @@ func (d *daemon) analyzeOnce() {
 	// steady resident set is what its memory limit must cover.
 	debug.FreeOSMemory()
 	rep := snap.report
-	d.log.Info("analysis done", "took", took.Round(time.Millisecond), "secrets", len(rep.Secrets),
-		"findings", len(rep.Findings), "errors", len(rep.Errors), "first", first)
+	attrs := []any{"took", took.Round(time.Millisecond), "secrets", len(rep.Secrets),
+		"findings", len(rep.Findings), "errors", len(rep.Errors), "first", first}
+	if snap.accessWhy == "" {
+		attrs = append(attrs, "access", "reused")
+	} else {
+		attrs = append(attrs, "access", "recomputed", "because", snap.accessWhy)
+	}
+	d.log.Info("analysis done", attrs...)
 }
 
-func (d *daemon) analyze(now time.Time) (snap *snapshot, err error) {
+// analysisRun is one analysis: what it was given, what it made, and
+// whether it reused the access stage of the previous one.
+type analysisRun struct {
+	in       analysis.Input
+	opts     audit.Options
+	access   *analysis.Access
+	snapshot *snapshot
+}
+
+func (d *daemon) analyze(now time.Time, prev *analysis.Access, why string) (run analysisRun, err error) {
 	defer func() {
 		// An analyzer bug must not take the daemon down: the previous
 		// report stays served and the error is counted.
 		if r := recover(); r != nil {
-			snap, err = nil, fmt.Errorf("analysis panicked: %v", r)
+			run, err = analysisRun{}, fmt.Errorf("analysis panicked: %v", r)
 		}
 	}()
 	b := inventory.NewBuilder()
@@ -126,9 +155,26 @@ func (d *daemon) analyze(now time.Time) (snap *snapshot, err error) {
 	in.Git = d.gitInput()
 	in.Encryption = d.encryptionStatus()
 	in.Reads = d.auditSnapshot()
-	rep, err := audit.Analyze(in, opts)
+	aopts, err := audit.AnalysisOptions(opts)
 	if err != nil {
-		return nil, err
+		return analysisRun{}, err
 	}
-	return &snapshot{report: rep, at: now, empty: len(cov.Objects) == 0}, nil
+	switch {
+	case prev == nil && why == "":
+		why = "no access stage kept"
+	case prev != nil && why == "":
+		// The informers update their caches before they deliver the
+		// events: a change may be in the inventory and not yet recorded.
+		// Comparing what the stage reads catches it.
+		why = prev.Stale(in, aopts)
+	}
+	acc := prev
+	if why != "" {
+		// prev is not used past this point, so the collector may free it
+		// while the new stage is built.
+		acc = analysis.NewAccess(in, aopts)
+	}
+	rep := analysis.RunWith(in, aopts, acc)
+	return analysisRun{in: in, opts: opts, access: acc,
+		snapshot: &snapshot{report: rep, at: now, empty: len(cov.Objects) == 0, accessWhy: why}}, nil
 }

@@ -89,6 +89,10 @@ type Options struct {
 	// Listening, when set, receives each listener's address once it is
 	// bound (for tests and for ":0").
 	Listening func(addr string)
+
+	// analyzed, when set, is called after each successful analysis, on
+	// the analysis goroutine (for tests).
+	analyzed func(analysisRun)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -156,6 +160,9 @@ type daemon struct {
 	// changed has a token when the cluster changed since the last
 	// analysis started.
 	changed chan struct{}
+	// access records what changed since the last analysis started, and
+	// keeps its access stage while it may be reused.
+	access *accessLog
 
 	sourcesMu sync.Mutex
 	// down holds the resources whose list or watch currently fails, so
@@ -173,7 +180,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), down: map[string]bool{}}
+	d := &daemon{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), access: newAccessLog(), down: map[string]bool{}}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -185,7 +192,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	d.watcher, err = cluster.NewWatcher(opts.Config, cluster.WatchOptions{
 		SecretsVia: opts.SecretsVia,
-		OnEvent:    d.onEvent,
+		OnChange:   d.onChange,
 		OnSourceUp: d.onSourceUp,
 	})
 	if err != nil {
@@ -269,9 +276,14 @@ func Run(ctx context.Context, opts Options) error {
 	return err
 }
 
-// onEvent is called by the informers for every change.
-func (d *daemon) onEvent(resource string) {
-	d.self.Event(resource)
+// onChange is called by the informers for every change. It records a
+// change the access stage reads before it leaves the token, so that the
+// analysis that takes the token sees the record.
+func (d *daemon) onChange(c cluster.Change) {
+	d.self.Event(c.Resource)
+	if accessReads(c) {
+		d.access.record(c.Resource + " " + c.Op.String())
+	}
 	d.markChanged()
 }
 
@@ -302,6 +314,14 @@ func (d *daemon) onSourceUp(resource string, up bool, err error) {
 	default:
 		return
 	}
+	// A source that goes down or comes back may take objects away or
+	// bring them back, or say the ones kept are stale: whatever its kind,
+	// the access stage runs anew.
+	state := "down"
+	if up {
+		state = "up"
+	}
+	d.access.record(resource + " source " + state)
 	d.markChanged()
 }
 

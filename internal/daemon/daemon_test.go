@@ -55,7 +55,8 @@ var (
 )
 
 // TestServe runs keyhole serve against one real control plane: the
-// analysis follows RBAC changes, the report needs a token, a forbidden
+// analysis follows RBAC changes, reuses its access stage across changes
+// that cannot affect it, the report needs a token, a forbidden
 // resource is survived and said, two replicas export findings once and
 // fail over, SIGTERM exits cleanly, and an apiserver restart is ridden
 // out. The subtests share the cluster and run in order; the restart comes
@@ -70,6 +71,7 @@ func TestServe(t *testing.T) {
 	waitReady(t, d)
 
 	t.Run("binding change reaches the metrics", func(t *testing.T) { testBindingChange(ctx, t, admin, d) })
+	t.Run("access stage reused, and recomputed", func(t *testing.T) { testAccessReuse(ctx, t, admin, cp.Config) })
 	t.Run("report needs a bearer token", func(t *testing.T) { testReportAuth(t, cp, d) })
 	t.Run("no value anywhere", func(t *testing.T) { testNoValue(t, cp, d) })
 	t.Run("git repository", func(t *testing.T) { testGitRepo(t, cp) })

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,6 +37,11 @@ type WatchOptions struct {
 	// included. It is called from the informers' goroutines and must be
 	// quick.
 	OnEvent func(resource string)
+	// OnChange, when set, is called for every event OnEvent is, just
+	// before it, with what the event did: which object kind, whether it
+	// was added, updated or deleted, and, for a Secret's update, whether
+	// its type or ServiceAccount changed (Change). The same rules apply.
+	OnChange func(Change)
 	// OnSourceUp, when set, is called when a resource is first read
 	// (up) or fails (down), and then on every change between the two; see
 	// Watcher. err, for down, says what failed in one line ("list pods:
@@ -107,9 +113,16 @@ func (w *Watcher) Run(ctx context.Context) {
 			fctx = withoutLogging(ctx)
 		}
 		wg.Go(func() { f.informer.RunWithContext(fctx) })
+		// With a handler, settled also means that it was handed every
+		// object of the first list: an analysis that starts then has seen
+		// every event its inventory holds.
+		synced := f.informer.HasSyncedChecker()
+		if f.handler != nil {
+			synced = f.handler.HasSyncedChecker()
+		}
 		wg.Go(func() {
 			select {
-			case <-f.informer.HasSyncedChecker().Done():
+			case <-synced.Done():
 				f.settle()
 			case <-ctx.Done():
 			}
@@ -119,7 +132,8 @@ func (w *Watcher) Run(ctx context.Context) {
 }
 
 // WaitSettled waits until every resource has either been listed into its
-// cache or failed its first LIST, so that Fill reports on each, and
+// cache (and, with OnEvent or OnChange, every object of that list handed
+// to them) or failed its first LIST, so that Fill reports on each, and
 // returns ctx's error if it ends first. A resource that cannot be listed
 // does not hold up the others: its informer keeps retrying, with backoff.
 func (w *Watcher) WaitSettled(ctx context.Context) error {
@@ -189,7 +203,10 @@ func copyCached(obj any) any {
 type feed struct {
 	res      *resource
 	informer cache.SharedIndexInformer
-	onUp     func(resource string, up bool, err error)
+	// handler is the registration of the OnEvent and OnChange handler;
+	// nil without one.
+	handler cache.ResourceEventHandlerRegistration
+	onUp    func(resource string, up bool, err error)
 
 	// notify orders the OnSourceUp calls of the resource.
 	notify sync.Mutex
@@ -227,22 +244,87 @@ func newFeed(r *resource, cs kubernetes.Interface, via string, opts WatchOptions
 	if err := f.informer.SetWatchErrorHandlerWithContext(f.reflectorFailed); err != nil {
 		return nil, fmt.Errorf("watch %s: %w", r.name, err)
 	}
-	if opts.OnEvent != nil {
-		name := r.name
-		_, err := f.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { opts.OnEvent(name) },
-			UpdateFunc: func(old, cur any) {
-				if changed(old, cur) {
-					opts.OnEvent(name)
-				}
-			},
-			DeleteFunc: func(any) { opts.OnEvent(name) },
-		})
+	if h := eventHandler(r, opts); h != nil {
+		reg, err := f.informer.AddEventHandler(h)
 		if err != nil {
 			return nil, fmt.Errorf("watch %s: %w", r.name, err)
 		}
+		f.handler = reg
 	}
 	return f, nil
+}
+
+// ChangeOp is what an event did to an object.
+type ChangeOp int
+
+// The operations of a Change.
+const (
+	Added ChangeOp = iota + 1
+	Updated
+	Deleted
+)
+
+func (o ChangeOp) String() string {
+	switch o {
+	case Added:
+		return "added"
+	case Updated:
+		return "updated"
+	case Deleted:
+		return "deleted"
+	}
+	return fmt.Sprintf("ChangeOp(%d)", int(o))
+}
+
+// Change is one event, as OnChange reports it.
+type Change struct {
+	// Resource is the resource's name ("secrets"), Kind the kind of its
+	// objects ("Secret").
+	Resource, Kind string
+	Op             ChangeOp
+	// TokenChanged is set on an update of a Secret that changes its type
+	// or its kubernetes.io/service-account.name annotation: what makes a
+	// Secret a ServiceAccount's legacy token, the only fields of a Secret
+	// besides its name that who can read what depends on. It is false for
+	// every other event.
+	TokenChanged bool
+}
+
+// eventHandler is the handler that calls OnChange and OnEvent for the
+// events of resource r; nil when neither is set.
+func eventHandler(r *resource, opts WatchOptions) cache.ResourceEventHandler {
+	if opts.OnEvent == nil && opts.OnChange == nil {
+		return nil
+	}
+	report := func(c Change) {
+		if opts.OnChange != nil {
+			opts.OnChange(c)
+		}
+		if opts.OnEvent != nil {
+			opts.OnEvent(c.Resource)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { report(Change{Resource: r.name, Kind: r.kind, Op: Added}) },
+		UpdateFunc: func(old, cur any) {
+			if changed(old, cur) {
+				report(Change{Resource: r.name, Kind: r.kind, Op: Updated, TokenChanged: r.kind == "Secret" && tokenChanged(old, cur)})
+			}
+		},
+		DeleteFunc: func(any) { report(Change{Resource: r.name, Kind: r.kind, Op: Deleted}) },
+	}
+}
+
+// tokenChanged reports whether an update of a cached Secret changed its
+// type or the ServiceAccount it names. Objects that are not the cache's
+// Secrets, which the transform rules out, count as changed.
+func tokenChanged(old, cur any) bool {
+	o, ok1 := old.(*secretMeta)
+	c, ok2 := cur.(*secretMeta)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Type != c.Type || o.Annotations[corev1.ServiceAccountNameKey] != c.Annotations[corev1.ServiceAccountNameKey]
 }
 
 func (f *feed) settle() { f.settleOnce.Do(func() { close(f.settled) }) }

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -457,5 +458,84 @@ func TestTableWatchStopIsNoError(t *testing.T) {
 			t.Fatalf("event after Stop: %+v", ev)
 		}
 		_ = pw.Close()
+	}
+}
+
+// TestEventHandler: OnChange says what each event did, and of a Secret's
+// update whether its type or ServiceAccount changed; OnEvent still comes
+// for the same events, after it; an update that changes nothing kept is
+// neither.
+func TestEventHandler(t *testing.T) {
+	byName := func(name string) *resource {
+		for i := range resources {
+			if resources[i].name == name {
+				return &resources[i]
+			}
+		}
+		t.Fatalf("no resource %s", name)
+		return nil
+	}
+	secret := func(rv string, typ corev1.SecretType, annotations map[string]string, labels map[string]string) *secretMeta {
+		return newSecretMeta(metav1.ObjectMeta{Namespace: "ns", Name: "s", ResourceVersion: rv, Annotations: annotations, Labels: labels},
+			typ, []string{"k"}, true, time.Time{})
+	}
+	token := corev1.SecretTypeServiceAccountToken
+	account := func(name string) map[string]string { return map[string]string{corev1.ServiceAccountNameKey: name} }
+	pod := func(rv, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", ResourceVersion: rv}, Spec: corev1.PodSpec{NodeName: node}}
+	}
+	type call func(h cache.ResourceEventHandler)
+	add := func(obj any) call { return func(h cache.ResourceEventHandler) { h.OnAdd(obj, false) } }
+	update := func(old, cur any) call { return func(h cache.ResourceEventHandler) { h.OnUpdate(old, cur) } }
+	del := func(obj any) call { return func(h cache.ResourceEventHandler) { h.OnDelete(obj) } }
+
+	for _, tc := range []struct {
+		name     string
+		resource string
+		call     call
+		want     []string // OnChange then OnEvent, in call order
+	}{
+		{"secret added", "secrets", add(secret("1", token, account("a"), nil)), []string{"change secrets Secret added token=false", "event secrets"}},
+		{"secret deleted", "secrets", del(secret("1", token, account("a"), nil)), []string{"change secrets Secret deleted token=false", "event secrets"}},
+		{"secret label", "secrets", update(secret("1", token, account("a"), nil), secret("2", token, account("a"), map[string]string{"x": "y"})),
+			[]string{"change secrets Secret updated token=false", "event secrets"}},
+		{"secret annotation", "secrets", update(secret("1", corev1.SecretTypeOpaque, nil, nil), secret("2", corev1.SecretTypeOpaque, map[string]string{"team": "x"}, nil)),
+			[]string{"change secrets Secret updated token=false", "event secrets"}},
+		{"secret type", "secrets", update(secret("1", corev1.SecretTypeOpaque, account("a"), nil), secret("2", token, account("a"), nil)),
+			[]string{"change secrets Secret updated token=true", "event secrets"}},
+		{"secret account", "secrets", update(secret("1", token, account("a"), nil), secret("2", token, account("b"), nil)),
+			[]string{"change secrets Secret updated token=true", "event secrets"}},
+		{"secret account added", "secrets", update(secret("1", token, nil, nil), secret("2", token, account("b"), nil)),
+			[]string{"change secrets Secret updated token=true", "event secrets"}},
+		{"secret unchanged", "secrets", update(secret("1", token, account("a"), nil), secret("2", token, account("a"), nil)), nil},
+		{"pod moved", "pods", update(pod("1", "n1"), pod("2", "n2")), []string{"change pods Pod updated token=false", "event pods"}},
+		{"pod unchanged", "pods", update(pod("1", "n1"), pod("2", "n1")), nil},
+		{"deployment added", "deployments", add(&struct{}{}), []string{"change deployments Deployment added token=false", "event deployments"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			h := eventHandler(byName(tc.resource), WatchOptions{
+				OnChange: func(c Change) {
+					got = append(got, fmt.Sprintf("change %s %s %s token=%v", c.Resource, c.Kind, c.Op, c.TokenChanged))
+				},
+				OnEvent: func(r string) { got = append(got, "event "+r) },
+			})
+			tc.call(h)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("calls %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	// Either callback alone still works; with neither there is no handler.
+	events := 0
+	eventHandler(byName("pods"), WatchOptions{OnEvent: func(string) { events++ }}).OnAdd(pod("1", "n1"), false)
+	changes := 0
+	eventHandler(byName("pods"), WatchOptions{OnChange: func(Change) { changes++ }}).OnDelete(pod("1", "n1"))
+	if events != 1 || changes != 1 {
+		t.Errorf("OnEvent alone called %d times, OnChange alone %d, want 1 each", events, changes)
+	}
+	if h := eventHandler(byName("pods"), WatchOptions{}); h != nil {
+		t.Error("a handler without callbacks")
 	}
 }

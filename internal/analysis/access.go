@@ -19,8 +19,7 @@ import (
 // through indirect paths (the identity graph and every subject's shortest
 // chains, paths.Result). NewAccess resolves the policy, indexes it and
 // runs the search; the result then assembles each namespace's and
-// Secret's readers when first asked and keeps them, so an Access that has
-// served one analysis also spares the next most of that assembly. RunWith
+// Secret's readers when first asked and keeps them until Trim. RunWith
 // runs the rest of the analysis (assessing each Secret, the findings, the
 // workload, hygiene, git, audit-read and encryption rules) on an Access,
 // so that keyhole serve can reuse one while the cluster changes only in
@@ -60,12 +59,12 @@ import (
 // checks that.
 //
 // A kept Access keeps alive the inventory it was built from, the policy,
-// the index, the search's hits (up to paths.DefaultMaxHits of them, about
-// 60 bytes each) and the reader lists assembled so far: on synthetic
-// worlds of 10k Secrets, about 150 MiB after one analysis without pods,
-// and 440 MiB with 10k pods on 100 nodes and the indirect extras, each
-// besides an inventory of 15 and 38 MiB. It is not safe for concurrent
-// use: calls of RunWith on one Access must not overlap.
+// the index, the search's hits (up to paths.DefaultMaxHits of them) and
+// the reader lists assembled so far; Trim drops the lists, which are as
+// large as the search and cheaper to make again, and is what keyhole
+// serve keeps between analyses (docs/benchmarks.md measures both). It is
+// not safe for concurrent use: calls of RunWith on one Access must not
+// overlap.
 type Access struct {
 	aggregation rbac.AggregationMode
 	paths       paths.Options
@@ -80,6 +79,15 @@ func NewAccess(in Input, opts Options) *Access {
 	ix := rbac.NewReadIndex(policy)
 	po := pathOptions(in, opts)
 	return &Access{aggregation: in.Aggregation, paths: po, policy: policy, index: ix, result: paths.Analyze(policy, ix, po)}
+}
+
+// Trim drops the reader lists the stage assembled for an analysis,
+// keeping the policy, the index and the search (paths.Result.Trim): what
+// keyhole serve keeps between analyses.
+func (acc *Access) Trim() {
+	if acc.result != nil {
+		acc.result.Trim()
+	}
 }
 
 // pathOptions are the indirect-path options of an analysis of in.

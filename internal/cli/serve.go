@@ -41,6 +41,7 @@ type serveOptions struct {
 	audiences      []string
 	authCacheTTL   time.Duration
 	audit          daemon.AuditLog
+	keepAccess     bool
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -84,6 +85,7 @@ twice. SIGTERM drains in-flight requests and releases the Lease.`,
 	f.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web configuration file: TLS and basic authentication")
 	f.StringVar(&o.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
 	f.DurationVar(&o.debounce, "debounce", daemon.DefaultDebounce, "quiet time after a change before the analysis reruns")
+	f.BoolVar(&o.keepAccess, "analysis.keep-access", true, "keep the access stage (RBAC and the indirect-path search) between analyses and reuse it while nothing it reads changes: fast analyses after changes of ConfigMaps or Secret metadata, for the memory the stage holds (docs/benchmarks.md); false holds only the report")
 	f.BoolVar(&o.perSecret, "metrics.per-secret", true, "export per-Secret series (turn off for very large clusters; roll-ups stay)")
 	f.BoolVar(&o.readerInfo, "metrics.reader-info", false, "export keyhole_secret_reader_info, one series per Secret and reader (high cardinality)")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader through a coordination.k8s.io Lease; only the leader exports findings metrics")
@@ -137,6 +139,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		opts.ReportAuth.CacheTTL = -1 // httpauth: no cache
 	}
 	opts.Metrics.PerSecret = o.perSecret
+	opts.DropAccess = !o.keepAccess
 	opts.Metrics.ReaderInfo = o.readerInfo
 	if o.gitRepo != "" {
 		opts.Git = &daemon.Git{Path: o.gitRepo, Name: o.gitName, Interval: o.gitInterval, Correlate: o.gitCorrelate}

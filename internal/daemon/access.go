@@ -22,9 +22,11 @@ type accessLog struct {
 	// access is the last analysis's access stage; nil before the first
 	// analysis, after a failed one and from the first change recorded.
 	access *analysis.Access
+	// drop keeps no stage at all (Options.DropAccess).
+	drop bool
 }
 
-func newAccessLog() *accessLog { return &accessLog{why: "first analysis"} }
+func newAccessLog(drop bool) *accessLog { return &accessLog{why: "first analysis", drop: drop} }
 
 // record notes a change the access stage reads.
 func (l *accessLog) record(why string) {
@@ -49,6 +51,12 @@ func (l *accessLog) take() (*analysis.Access, string) {
 // keep keeps the access stage of a successful analysis for the next one,
 // unless a change it cannot stand for was recorded while it ran.
 func (l *accessLog) keep(acc *analysis.Access) {
+	if l.drop {
+		return
+	}
+	// Only the search is worth its memory between analyses: the reader
+	// lists assembled from it are as large, and cheaper to make again.
+	acc.Trim()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.why == "" {

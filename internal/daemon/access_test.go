@@ -30,7 +30,7 @@ import (
 // being kept.
 func TestAccessLog(t *testing.T) {
 	acc := &analysis.Access{}
-	l := newAccessLog()
+	l := newAccessLog(false)
 	if got, why := l.take(); got != nil || why != "first analysis" {
 		t.Fatalf("first take: %v %q", got, why)
 	}
@@ -61,6 +61,14 @@ func TestAccessLog(t *testing.T) {
 	l.failed()
 	if got, why := l.take(); got != nil || why != "previous analysis failed" {
 		t.Fatalf("after a failure: %v %q", got, why)
+	}
+
+	// --analysis.keep-access=false: nothing is ever kept.
+	l = newAccessLog(true)
+	l.take()
+	l.keep(acc)
+	if got, why := l.take(); got != nil || why != "" {
+		t.Fatalf("with DropAccess: %v %q, want nothing kept", got, why)
 	}
 }
 

@@ -54,6 +54,10 @@ type Options struct {
 	SecretsVia string
 	// Analysis configures each analysis, exactly as for keyhole audit.
 	Analysis audit.Options
+	// DropAccess keeps no access stage between analyses (analysis.Access,
+	// reused while nothing it reads changes): each analysis runs it anew,
+	// and the daemon holds only its report between analyses.
+	DropAccess bool
 	// Debounce is how long the cluster must be quiet after a change
 	// before the analysis runs again; DefaultDebounce when 0.
 	Debounce time.Duration
@@ -180,7 +184,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), access: newAccessLog(), down: map[string]bool{}}
+	d := &daemon{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), access: newAccessLog(opts.DropAccess), down: map[string]bool{}}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

@@ -210,6 +210,24 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	return r
 }
 
+// Trim drops the reader lists assembled so far and what they were built
+// from, keeping the graph and the search: a Result kept from one analysis
+// for the next then holds little more than the search, and assembles the
+// lists again when asked.
+func (r *Result) Trim() {
+	r.nsCache = map[nsCombo]*nsReaders{}
+	r.termCands = map[int32][]candidate{}
+	r.narrowCands = map[int32][]candidate{}
+	r.steps = map[stepsKey][]Step{}
+	r.directConv = map[readerListKey][]Reader{}
+	r.directIdx = map[readerListKey][]int32{}
+	r.broader = map[[2]terminal][]candidate{}
+	r.cluster = nil
+	r.chosen = nil
+	r.table = bestTable{}
+	r.scratch = subjectTable{}
+}
+
 // indexPodTerminals links each Secret to the reached terminals of the pods
 // and nodes that hold it, and of patches by name.
 func (r *Result) indexPodTerminals() {

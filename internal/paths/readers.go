@@ -919,14 +919,21 @@ func newCandidate(h hit, final *Step, verbs rbac.Verbs) candidate {
 // best per source and sorted, keeping the better one of a source's two.
 // base is not modified.
 func mergeBest(base, own []candidate) []candidate {
-	out := make([]candidate, 0, len(base)+len(own))
+	return mergeBySource(base, own, func(c candidate) int32 { return c.source }, better)
+}
+
+// mergeBySource merges two lists sorted by source with one entry per
+// source each, into a new one; of a source's two entries it keeps own's
+// when better says it beats base's.
+func mergeBySource[T any](base, own []T, source func(T) int32, better func(own, base T) bool) []T {
+	out := make([]T, 0, len(base)+len(own))
 	i, j := 0, 0
 	for i < len(base) || j < len(own) {
 		switch {
-		case j == len(own) || i < len(base) && base[i].source < own[j].source:
+		case j == len(own) || i < len(base) && source(base[i]) < source(own[j]):
 			out = append(out, base[i])
 			i++
-		case i == len(base) || own[j].source < base[i].source:
+		case i == len(base) || source(own[j]) < source(base[i]):
 			out = append(out, own[j])
 			j++
 		default:

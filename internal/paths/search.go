@@ -113,8 +113,8 @@ func newHit(source int32, r route, n, rank int) hit {
 	return hit{source: source, n: int32(n), rank: int32(rank), route: r} //nolint:gosec // G115: n is at most the depth, rank a kind's index
 }
 
-// better reports whether a route of n steps and rank is better than
-// hit h of m steps: shorter, or as short with a first step of lower rank.
+// betterRoute reports whether a route of n steps and rank beats one of m
+// steps and hrank: shorter, or as short with a first step of lower rank.
 func betterRoute(n, rank, m, hrank int) bool {
 	return n < m || n == m && rank < hrank
 }
@@ -133,8 +133,9 @@ type sourceInfo struct {
 // bounded by the depth, and records who reaches what.
 //
 // Hubs make it share work. A hub is an identity that many sources reach
-// and that reaches much: the capability to create pods in a namespace
-// (or in every one), and "any node". A source's search records that it
+// and that reaches much: a shared capability on the pods of a namespace
+// (or of every one: creating them, exec into them, adding ephemeral
+// containers to them), and "any node". A source's search records that it
 // got to a hub and goes no further there; each hub is searched once, on
 // its own, and its routes (through the hubs it reaches in turn) are then
 // joined to every source that got to it. A source's shortest route to
@@ -641,27 +642,9 @@ func mergeHits(own, via []hit) []hit {
 	if len(via) == 0 {
 		return own
 	}
-	out := make([]hit, 0, len(own)+len(via))
-	i, j := 0, 0
-	for i < len(own) || j < len(via) {
-		switch {
-		case j == len(via) || i < len(own) && own[i].source < via[j].source:
-			out = append(out, own[i])
-			i++
-		case i == len(own) || via[j].source < own[i].source:
-			out = append(out, via[j])
-			j++
-		default:
-			if betterRoute(int(via[j].n), int(via[j].rank), int(own[i].n), int(own[i].rank)) {
-				out = append(out, via[j])
-			} else {
-				out = append(out, own[i])
-			}
-			i++
-			j++
-		}
-	}
-	return out
+	return mergeBySource(own, via, func(h hit) int32 { return h.source }, func(v, o hit) bool {
+		return betterRoute(int(v.n), int(v.rank), int(o.n), int(o.rank))
+	})
 }
 
 // grow keeps the stamps and hit lists as long as the graph, which

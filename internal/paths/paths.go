@@ -17,9 +17,9 @@ type Kind string
 const DefaultMaxDepth = 4
 
 // DefaultMaxHits bounds the search: the (subject, identity or terminal)
-// pairs it records, about 60 bytes each. Past it the analysis gives up on
-// indirect paths rather than exhaust the machine, and says so
-// (Result.Exceeded).
+// pairs it records, about 20 bytes each besides the chains they share.
+// Past it the analysis gives up on indirect paths rather than exhaust the
+// machine, and says so (Result.Exceeded).
 const DefaultMaxHits = 20_000_000
 
 // Options configure the analysis.

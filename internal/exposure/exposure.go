@@ -121,9 +121,9 @@ const (
 	otherClass
 )
 
-func (a *Assessor) classify(ns string, r *paths.Reader) class {
+func (x *Assessor) classify(ns string, r *paths.Reader) class {
 	c := class{direct: r.Kind == paths.Direct}
-	if a.opts.ExpectedReader(r) {
+	if x.opts.ExpectedReader(r) {
 		return c
 	}
 	c.weight = 1
@@ -144,19 +144,19 @@ func (a *Assessor) classify(ns string, r *paths.Reader) class {
 }
 
 // shared returns the classes of a shared list's entries for Secrets of ns.
-func (a *Assessor) shared(ns string, list []paths.Reader) []class {
+func (x *Assessor) shared(ns string, list []paths.Reader) []class {
 	if len(list) == 0 {
 		return nil
 	}
 	k := listKey{first: &list[0], n: len(list), ns: ns}
-	if cs, ok := a.classes[k]; ok {
+	if cs, ok := x.classes[k]; ok {
 		return cs
 	}
 	cs := make([]class, len(list))
 	for i := range list {
-		cs[i] = a.classify(ns, &list[i])
+		cs[i] = x.classify(ns, &list[i])
 	}
-	a.classes[k] = cs
+	x.classes[k] = cs
 	return cs
 }
 

@@ -1,6 +1,7 @@
 package exposure
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -147,5 +148,44 @@ func TestIndirectReasonNamesThePath(t *testing.T) {
 	want := "User/dev by pod-create (create pods in namespace team) via RoleBinding/team/b"
 	if len(a.Reasons) != 1 || !strings.Contains(a.Reasons[0].Text, want) {
 		t.Fatalf("reasons %+v, want one naming %q", a.Reasons, want)
+	}
+}
+
+// TestAssessorSharesListsExactly: an Assessor classifies a shared list
+// once for every Secret of a namespace, and each Secret's own entries,
+// which replace shared ones of the same subject, are classified apart. Its
+// assessments equal the plain list's, Secret by Secret.
+func TestAssessorSharesListsExactly(t *testing.T) {
+	shared := []paths.Reader{
+		reader("Group", "", "system:authenticated", "ClusterRoleBinding"),
+		indirect(reader("ServiceAccount", "team", "ci", "RoleBinding"), paths.PodCreate, 1),
+		reader("User", "", "alice", "RoleBinding"),
+		reader("User", "", "bob", "RoleBinding"),
+	}
+	// alice's own entry replaces her shared one (now from outside the
+	// namespace); zed is the Secret's own only.
+	own := []paths.Reader{
+		reader("User", "", "alice", "ClusterRoleBinding"),
+		indirect(reader("User", "", "zed", "RoleBinding"), paths.Impersonate, 3),
+	}
+	secrets := []struct {
+		secret  *inventory.Secret
+		readers paths.Readers
+	}{
+		{&inventory.Secret{Namespace: "team", Name: "a"}, paths.Readers{Shared: shared}},
+		{&inventory.Secret{Namespace: "team", Name: "b"}, paths.Readers{Shared: shared, Own: own}},
+		{&inventory.Secret{Namespace: "other", Name: "c"}, paths.Readers{Shared: shared}},
+	}
+	x := NewAssessor(Options{ManyPrincipals: 2})
+	for _, s := range secrets {
+		got := x.Assess(s.secret, s.readers)
+		want := Assess(s.secret, paths.Readers{Shared: s.readers.Slice()}, Options{ManyPrincipals: 2})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s/%s:\n got %+v\nwant %+v", s.secret.Namespace, s.secret.Name, got, want)
+		}
+	}
+	// The overlay shows: alice reads b from outside the namespace.
+	if b := x.Assess(secrets[1].secret, secrets[1].readers); !strings.Contains(b.Reasons[1].Text, "User/alice via ClusterRoleBinding/b") {
+		t.Errorf("b's outside reason %q does not name alice's own entry", b.Reasons[1].Text)
 	}
 }

@@ -706,15 +706,6 @@ func (r *Result) offerDirect(t *bestTable, direct []rbac.Reader, ns, name string
 	}
 }
 
-// directCandidates are the best chains to the direct readers, per
-// source and sorted. name is empty for the namespace-wide list.
-func (r *Result) directCandidates(direct []rbac.Reader, ns, name string) []candidate {
-	t := &r.table
-	t.reset(len(r.s.sources))
-	r.offerDirect(t, direct, ns, name)
-	return t.sorted()
-}
-
 // namedGrantCandidates are the chains to the bound roles that read sec by
 // name, best per source and sorted.
 func (r *Result) namedGrantCandidates(sec *inventory.Secret) []candidate {

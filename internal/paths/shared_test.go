@@ -18,6 +18,15 @@ func TestSharedListsLoseNothing(t *testing.T) {
 	}
 }
 
+// directCandidates are the best chains to the direct readers, per source
+// and sorted: what Readers offers its table, as a list of its own.
+func directCandidates(r *Result, direct []rbac.Reader, ns, name string) []candidate {
+	t := &bestTable{}
+	t.reset(len(r.s.sources))
+	r.offerDirect(t, direct, ns, name)
+	return t.sorted()
+}
+
 func compareShared(t *testing.T, seed int64, offline bool) {
 	size := synthetic.Scale(400)
 	size.Pods, size.Nodes, size.Indirect = 600, 8, true
@@ -34,7 +43,7 @@ func compareShared(t *testing.T, seed int64, offline bool) {
 		ns := res.namespace(sec.Namespace)
 		direct := ix.Readers(sec.Namespace, sec.Name)
 		var own []candidate
-		own = res.directCandidates(direct, sec.Namespace, sec.Name)
+		own = directCandidates(res, direct, sec.Namespace, sec.Name)
 		own = mergeBest(own, res.namedGrantCandidates(sec))
 		for _, tm := range res.secretTerms[nsName{sec.Namespace, sec.Name}] {
 			own = mergeBest(own, res.termCandidates(tm))

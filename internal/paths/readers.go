@@ -32,9 +32,12 @@ type Result struct {
 	narrowCands map[int32][]candidate
 	// grantsByName indexes the bound roles that read Secrets by name.
 	grantsByName map[string][]int32
-	finals       map[finalKey]*Step
-	steps        map[stepsKey][]Step
-	directConv   map[readerListKey][]Reader
+	// finals are the last steps of reads by an identity, named by index
+	// (finalID; 0 is none) so that candidates hold no pointer.
+	finals     map[finalKey]finalID
+	finalSteps []Step
+	steps      map[stepsKey][]Step
+	directConv map[readerListKey][]Reader
 
 	// subjects indexes the subjects of sources, their groups and direct
 	// readers for the scratch tables; srcSubject and srcMembers are each
@@ -61,8 +64,11 @@ type finalKey struct {
 
 type stepsKey struct {
 	route route
-	final *Step
+	final finalID
 }
+
+// finalID names a final read step in Result.finalSteps; 0 is none.
+type finalID int32
 
 type readerListKey struct {
 	first *rbac.Reader
@@ -70,33 +76,37 @@ type readerListKey struct {
 }
 
 // candidate is one source's way to a Secret: a chain, and the final
-// read when the chain ends at an identity that reads it.
+// read when the chain ends at an identity that reads it. It holds no
+// pointer: there are millions, and the garbage collector need not scan
+// them.
 type candidate struct {
 	source int32
 	// rank orders the first step's kind (Kind.order): the tie-break of
 	// paths of one length.
-	rank  int
-	n     int
+	rank  int32
+	n     int32
 	route route
-	final *Step
+	final finalID
 	verbs rbac.Verbs
 }
 
 type nsReaders struct {
 	direct     []rbac.Reader
 	candidates []candidate // best per source, sorted by source
-	readers    []Reader
+	// readers is the list, built when a Secret first needs it (sharedOf):
+	// a namespace's list without the terminals its Secrets share is not
+	// built when every Secret of it has some.
+	readers []Reader
+	built   bool
 	// lookups are made when a Secret of the namespace first needs them.
 	lookups *nsLookups
 }
 
-// nsLookups index a shared list: best is each source's candidate; steps
-// each reader subject's (by subject index) steps; directAt each direct
-// reader's index; members lists, per group, the indexes of the readers
-// that belong to it.
+// nsLookups index a shared list: steps is each reader subject's (by
+// subject index) steps; directAt each direct reader's index; members
+// lists, per group, the indexes of the readers that belong to it.
 type nsLookups struct {
 	members  map[rbac.Subject][]int
-	best     map[int32]candidate
 	steps    map[int32]int
 	directAt map[rbac.Subject]int
 }
@@ -106,11 +116,7 @@ func (r *Result) lookups(ns *nsReaders) *nsLookups {
 	if ns.lookups != nil {
 		return ns.lookups
 	}
-	l := &nsLookups{best: make(map[int32]candidate, len(ns.candidates)), directAt: make(map[rbac.Subject]int, len(ns.direct)),
-		steps: map[int32]int{}}
-	for _, cand := range ns.candidates {
-		l.best[cand.source] = cand
-	}
+	l := &nsLookups{directAt: make(map[rbac.Subject]int, len(ns.direct)), steps: map[int32]int{}}
 	for i, d := range ns.direct {
 		l.directAt[d.Subject] = i
 	}
@@ -130,7 +136,7 @@ func (r *Result) members(ns *nsReaders) map[rbac.Subject][]int {
 		return l.members
 	}
 	l.members = map[rbac.Subject][]int{}
-	for i, rd := range ns.readers {
+	for i, rd := range r.sharedOf(ns) {
 		for _, g := range Memberships(rd.Subject) {
 			l.members[g] = append(l.members[g], i)
 			for _, gg := range Memberships(g) {
@@ -192,7 +198,7 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
 		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
-		finals: map[finalKey]*Step{}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{},
+		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{},
 		subjects: map[rbac.Subject]int32{}, directIdx: map[readerListKey][]int32{}, verbs: map[rbac.Verbs][]string{},
 		broader: map[[2]terminal][]candidate{}}
 	r.indexSources()
@@ -371,7 +377,7 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	grants := r.namedGrantCandidates(sec)
 	sameDirect := keyOf(direct) == keyOf(ns.direct)
 	if sameDirect && len(terms) == 0 && len(grants) == 0 {
-		return Readers{Shared: ns.readers}
+		return Readers{Shared: r.sharedOf(ns)}
 	}
 	// Each source's best, the first offered on a tie.
 	t := &r.table
@@ -385,11 +391,15 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 	}
 	own := t.sorted()
 	// Keep what beats the namespace's entry for the source (in place: own
-	// is not used after this).
+	// is not used after this). Both are sorted by source: one walk.
 	l := r.lookups(ns)
 	kept := own[:0]
+	j := 0
 	for _, c := range own {
-		if b, ok := l.best[c.source]; !ok || better(c, b) {
+		for j < len(ns.candidates) && ns.candidates[j].source < c.source {
+			j++
+		}
+		if j == len(ns.candidates) || ns.candidates[j].source != c.source || better(c, ns.candidates[j]) {
 			kept = append(kept, c)
 		}
 	}
@@ -402,14 +412,14 @@ func (r *Result) Readers(sec *inventory.Secret) Readers {
 		}
 	}
 	if len(kept) == 0 && len(ownDirect) == 0 {
-		return Readers{Shared: ns.readers}
+		return Readers{Shared: r.sharedOf(ns)}
 	}
 	if r.hidesShared(ns, kept) {
 		// A group of the Secret's own now covers shared entries, which an
 		// overlay cannot remove: build the whole list.
 		return Readers{Shared: r.build(direct, mergeBest(ns.candidates, kept))}
 	}
-	return Readers{Shared: ns.readers, Own: r.buildOwn(ns, direct, ownDirect, kept)}
+	return Readers{Shared: r.sharedOf(ns), Own: r.buildOwn(ns, direct, ownDirect, kept)}
 }
 
 // hidesShared reports whether a group among a Secret's own candidates
@@ -422,7 +432,7 @@ func (r *Result) hidesShared(ns *nsReaders, own []candidate) bool {
 			continue
 		}
 		for _, i := range r.members(ns)[g] {
-			if len(ns.readers[i].Steps) >= c.n {
+			if len(r.sharedOf(ns)[i].Steps) >= int(c.n) {
 				return true
 			}
 		}
@@ -441,7 +451,7 @@ func (r *Result) shortest(direct []rbac.Reader, cands []candidate) *subjectTable
 		t.offer(idx, 0)
 	}
 	for _, c := range cands {
-		t.offer(r.srcSubject[c.source], c.n)
+		t.offer(r.srcSubject[c.source], int(c.n))
 	}
 	return t
 }
@@ -468,12 +478,12 @@ func (r *Result) buildOwn(ns *nsReaders, direct, ownDirect []rbac.Reader, cands 
 	for _, c := range cands {
 		src := &r.s.sources[c.source]
 		si := r.srcSubject[c.source]
-		if n, _ := t.get(si); t.seen(si) || isDirect[si] || n < c.n {
+		if n, _ := t.get(si); t.seen(si) || isDirect[si] || n < int(c.n) {
 			continue
 		}
 		covered := false
 		for _, m := range r.srcMembers[c.source] {
-			if n, ok := stepsOf(m); ok && n <= c.n {
+			if n, ok := stepsOf(m); ok && n <= int(c.n) {
 				covered = true
 				break
 			}
@@ -653,7 +663,15 @@ type nsCombo struct {
 }
 
 func (r *Result) newNSReaders(direct []rbac.Reader, cands []candidate) *nsReaders {
-	return &nsReaders{direct: direct, candidates: cands, readers: r.build(direct, cands)}
+	return &nsReaders{direct: direct, candidates: cands}
+}
+
+// sharedOf returns a shared list's readers, built once.
+func (r *Result) sharedOf(ns *nsReaders) []Reader {
+	if !ns.built {
+		ns.readers, ns.built = r.build(ns.direct, ns.candidates), true
+	}
+	return ns.readers
 }
 
 // clusterCandidates are the chains to the cluster-wide readers, whose
@@ -807,27 +825,29 @@ func (r *Result) termCandidates(id int32) []candidate {
 	hits := r.s.termHitsAt(id)
 	out := make([]candidate, len(hits))
 	for i, h := range hits {
-		out[i] = newCandidate(h, nil, 0)
+		out[i] = newCandidate(h, 0, 0)
 	}
 	r.termCands[id] = out
 	return out
 }
 
 // final returns the shared last step of a read by an identity.
-func (r *Result) final(k finalKey, via []rbac.Via) *Step {
-	if s, ok := r.finals[k]; ok {
-		return s
+func (r *Result) final(k finalKey, via []rbac.Via) finalID {
+	if id, ok := r.finals[k]; ok {
+		return id
 	}
 	verb := "get"
 	if names := k.verbs.Names(); len(names) > 0 {
 		verb = names[0]
 	}
-	s := &Step{Kind: Direct, Subject: k.subject, Permission: Permission{Verb: verb, Resource: "secrets", Namespace: k.ns, Name: k.name}, Via: via}
+	s := Step{Kind: Direct, Subject: k.subject, Permission: Permission{Verb: verb, Resource: "secrets", Namespace: k.ns, Name: k.name}, Via: via}
 	if k.escalated {
 		s.Detail = escalatedDetail
 	}
-	r.finals[k] = s
-	return s
+	r.finalSteps = append(r.finalSteps, s)
+	id := finalID(index(len(r.finalSteps) - 1))
+	r.finals[k] = id
+	return id
 }
 
 func subjectNode(s rbac.Subject) Node {
@@ -898,9 +918,9 @@ func better(a, b candidate) bool {
 
 // newCandidate is a source's way to a Secret: a hit's route, then final
 // when the route ends at an identity that reads it.
-func newCandidate(h hit, final *Step, verbs rbac.Verbs) candidate {
-	out := candidate{source: h.source, n: int(h.n), route: h.route, final: final, verbs: verbs, rank: int(h.rank)}
-	if final != nil {
+func newCandidate(h hit, final finalID, verbs rbac.Verbs) candidate {
+	out := candidate{source: h.source, n: h.n, route: h.route, final: final, verbs: verbs, rank: h.rank}
+	if final != 0 {
 		out.n++
 	}
 	return out
@@ -951,12 +971,12 @@ func (r *Result) build(direct []rbac.Reader, cands []candidate) []Reader {
 	for _, c := range cands {
 		si := r.srcSubject[c.source]
 		n, _ := t.get(si)
-		if t.seen(si) || n < c.n || n == 0 {
+		if t.seen(si) || n < int(c.n) || n == 0 {
 			continue
 		}
 		covered := false
 		for _, m := range r.srcMembers[c.source] {
-			if mn, ok := t.get(m); ok && mn <= c.n {
+			if mn, ok := t.get(m); ok && mn <= int(c.n) {
 				covered = true
 				break
 			}
@@ -1013,7 +1033,7 @@ func (r *Result) indirect(subject rbac.Subject, c candidate) Reader {
 	last := &steps[len(steps)-1]
 	var verbs []string
 	switch {
-	case c.final != nil:
+	case c.final != 0:
 		verbs = r.verbNames(c.verbs)
 	case last.Kind == SecretPatch:
 		verbs = patchVerbs
@@ -1052,8 +1072,8 @@ func (r *Result) stepsOf(c candidate) []Step {
 		}
 		out = append(out, *st)
 	}
-	if c.final != nil {
-		out = append(out, *c.final)
+	if c.final != 0 {
+		out = append(out, r.finalSteps[c.final])
 	}
 	r.steps[k] = out
 	return out

@@ -278,7 +278,7 @@ func readsSecret(r *report.Report, s *inventory.Secret, user string) bool {
 		if rs.Namespace != s.Namespace || rs.Name != s.Name {
 			continue
 		}
-		for _, rd := range rs.Readers {
+		for rd := range rs.Readers.All() {
 			if rd.Subject.Kind == rbac.KindUser && rd.Subject.Name == user {
 				return true
 			}

@@ -112,7 +112,7 @@ func TestFindings(t *testing.T) {
 	// The app's name-restricted grant reaches db only.
 	for _, s := range r.Secrets {
 		app := false
-		for _, rd := range s.Readers {
+		for rd := range s.Readers.All() {
 			if rd.Subject.String() == "ServiceAccount/a/app" {
 				app = true
 				if strings.Join(rd.Verbs, ",") != "get" || rd.Path != "direct" || len(rd.Steps) != 0 {

@@ -91,7 +91,7 @@ func (ra *readsAnalysis) unusedReaders() {
 	for i := range a.report.Secrets {
 		s := &a.report.Secrets[i]
 		actual := ra.readers[i]
-		for _, rd := range s.Readers {
+		for rd := range s.Readers.All() {
 			if rd.Path != "direct" || rd.Expected {
 				continue
 			}

@@ -842,7 +842,7 @@ func (w *walkWorld) checkReport(t *testing.T, rep *report.Report, proven map[str
 	got := map[string]string{}
 	nodeSeen := false
 	// As every sink writes it: a chain's last step names the Secret.
-	for _, r := range secret.WithReaches().Readers {
+	for r := range secret.WithReaches().Readers.All() {
 		subject := r.Subject.String()
 		if r.Subject.Kind == "User" && r.Subject.Name == nodeUser {
 			nodeSeen = true
@@ -855,7 +855,7 @@ func (w *walkWorld) checkReport(t *testing.T, rep *report.Report, proven map[str
 				t.Errorf("direct reader %s has %d step(s), want none", subject, len(r.Steps))
 			}
 		} else {
-			checkSteps(t, r)
+			checkSteps(t, *r)
 		}
 		if r.Expected {
 			continue

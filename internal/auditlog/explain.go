@@ -44,8 +44,8 @@ func SubjectMatches(s report.Subject, user string, groups []string) bool {
 // CanRead reports whether the report says user, with groups, reads Secret
 // sec through the API.
 func CanRead(sec *report.Secret, user string, groups []string) bool {
-	for i := range sec.Readers {
-		if ReaderMatches(&sec.Readers[i], user, groups) {
+	for r := range sec.Readers.All() {
+		if ReaderMatches(r, user, groups) {
 			return true
 		}
 	}

@@ -13,21 +13,21 @@ func rd(kind, ns, name, path string) report.Reader {
 
 func TestExplainer(t *testing.T) {
 	rep := &report.Report{Secrets: []report.Secret{
-		{Namespace: "shop", Name: "db", Readers: []report.Reader{
+		{Namespace: "shop", Name: "db", Readers: report.Readers([]report.Reader{
 			rd("Group", "", "system:masters", "direct"),
 			rd("User", "", "alice", "direct"),
 			rd("Group", "", "auditors", "direct"),
 			rd("ServiceAccount", "shop", "app", "direct"),
 			rd("User", "", "system:node:n1", "node-authorizer"),
 			rd("User", "", "mallory", "pod-create"),
-		}},
-		{Namespace: "shop", Name: "tls", Readers: []report.Reader{
+		}...)},
+		{Namespace: "shop", Name: "tls", Readers: report.Readers([]report.Reader{
 			rd("Group", "", "system:masters", "direct"),
 			rd("User", "", "alice", "direct"),
-		}},
-		{Namespace: "other", Name: "x", Readers: []report.Reader{
+		}...)},
+		{Namespace: "other", Name: "x", Readers: report.Readers([]report.Reader{
 			rd("Group", "", "system:masters", "direct"),
-		}},
+		}...)},
 	}}
 	x := NewExplainer(rep)
 	cases := []struct {

@@ -76,7 +76,7 @@ func TestDemoAnswers(t *testing.T) {
 		for _, s := range r.Secrets {
 			if s.Namespace == ns && s.Name == name {
 				m := map[string][]string{}
-				for _, rd := range s.Readers {
+				for rd := range s.Readers.All() {
 					m[rd.Subject.String()] = rd.Verbs
 				}
 				return m

@@ -163,7 +163,7 @@ func TestAuditConfig(t *testing.T) {
 		// outside its namespace; allowlisting it leaves the others.
 		_, r, _ := audit(t, "expectedReaders:\n  - {kind: ServiceAccount, namespace: ci, name: deployer}\n")
 		for _, s := range r.Secrets {
-			for _, rd := range s.Readers {
+			for rd := range s.Readers.All() {
 				if rd.Subject.String() == "ServiceAccount/ci/deployer" && !rd.Expected {
 					t.Errorf("%s/%s: ci/deployer not marked expected", s.Namespace, s.Name)
 				}

@@ -196,7 +196,7 @@ func readsDB(r analysisRun, user string) bool {
 		if s.Namespace != ns || s.Name != secret {
 			continue
 		}
-		for _, rd := range s.Readers {
+		for rd := range s.Readers.All() {
 			if rd.Subject.Kind == rbac.KindUser && rd.Subject.Name == user {
 				return true
 			}

@@ -181,13 +181,13 @@ func compareSecret(b, h *report.Secret) (Secret, bool) {
 	switch {
 	case b == nil:
 		s = Secret{Namespace: h.Namespace, Name: h.Name, Change: Added}
-		headReaders = h.Readers
+		headReaders = h.Readers.Slice()
 	case h == nil:
 		s = Secret{Namespace: b.Namespace, Name: b.Name, Change: Removed}
-		baseReaders = b.Readers
+		baseReaders = b.Readers.Slice()
 	default:
 		s = Secret{Namespace: h.Namespace, Name: h.Name, Change: Changed}
-		baseReaders, headReaders = b.Readers, h.Readers
+		baseReaders, headReaders = b.Readers.Slice(), h.Readers.Slice()
 	}
 	if b != nil {
 		s.Severity.Base, s.Score.Base = b.Exposure.Severity, b.Exposure.Score

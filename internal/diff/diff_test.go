@@ -32,7 +32,7 @@ func reader(s report.Subject, via ...report.Via) report.Reader {
 func expected(r report.Reader) report.Reader { r.Expected = true; return r }
 
 func secret(ns, name, sev string, score int, readers ...report.Reader) report.Secret {
-	return report.Secret{Namespace: ns, Name: name, Readers: readers, Exposure: report.Exposure{Severity: sev, Score: score}}
+	return report.Secret{Namespace: ns, Name: name, Readers: report.Readers(readers...), Exposure: report.Exposure{Severity: sev, Score: score}}
 }
 
 func rep(secrets ...report.Secret) *report.Report {

@@ -291,7 +291,7 @@ func readerVerbs(r *report.Report) map[string]map[string][]string {
 	out := map[string]map[string][]string{}
 	for _, s := range r.Secrets {
 		m := map[string][]string{}
-		for _, rd := range s.Readers {
+		for rd := range s.Readers.All() {
 			if rd.Path != "direct" {
 				continue
 			}

@@ -29,7 +29,7 @@ func largeReport(secrets int) *report.Report {
 		}
 		r.Secrets = append(r.Secrets, report.Secret{
 			Namespace: ns, Name: fmt.Sprintf("secret-%05d", i),
-			Readers:   readers,
+			Readers:   report.Readers(readers...),
 			Exposure:  report.Exposure{Score: i % 100, Severity: severities[i%5]},
 			ManagedBy: managers[i%5],
 		})

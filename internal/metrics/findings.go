@@ -263,8 +263,7 @@ func (f *Findings) readerCounts(ch chan<- prometheus.Metric, r *report.Report) {
 			// beats a map per Secret.
 			own := len(counts)
 		readers:
-			for j := range s.Readers {
-				rd := &s.Readers[j]
+			for rd := range s.Readers.All() {
 				if rd.Expected {
 					continue
 				}
@@ -315,8 +314,7 @@ func (f *Findings) readerInfos(ch chan<- prometheus.Metric, r *report.Report) {
 		for i := range secrets {
 			s := &secrets[i]
 			name := labelValue(s.Name)
-			for j := range s.Readers {
-				rd := &s.Readers[j]
+			for rd := range s.Readers.All() {
 				if rd.Expected {
 					continue
 				}

@@ -31,19 +31,19 @@ func world() *report.Report {
 		Secrets: []report.Secret{
 			{
 				Namespace: "a", Name: "db", Type: "Opaque", Keys: []string{"password"},
-				Readers: []report.Reader{
+				Readers: report.Readers([]report.Reader{
 					reader("Group", "", "system:masters", "direct", true),
 					reader("User", "", "alice", "direct", false),
 					reader("ServiceAccount", "ci", "deployer", "pod-create", false),
 					reader("User", "", "bob", "pod-create", false),
 					reader("ServiceAccount", "kube-system", "generic-garbage-collector", "token-mint", true),
-				},
+				}...),
 				Exposure:      report.Exposure{Score: 42, Severity: "high", Reasons: []string{"readable by " + canary}},
 				EnvInjections: 2,
 			},
 			{
 				Namespace: "b", Name: "api", Type: "Opaque", Keys: []string{"token"},
-				Readers:   []report.Reader{reader("Group", "", "system:masters", "direct", true)},
+				Readers:   report.Readers([]report.Reader{reader("Group", "", "system:masters", "direct", true)}...),
 				Exposure:  report.Exposure{Score: 0, Severity: "info"},
 				ManagedBy: "external-secrets",
 			},

@@ -12,7 +12,7 @@ import (
 func crossEnvSecret(name string) Secret {
 	return Secret{
 		Namespace: "shop", Name: name, Type: "Opaque", Environment: "prod",
-		Readers: []Reader{},
+		Readers: Readers([]Reader{}...),
 		CrossEnv: []CrossEnvRead{
 			{FromEnvironment: "staging", Subject: Subject{Kind: "ServiceAccount", Namespace: "shop-staging", Name: "app"}, Path: "direct",
 				Basis: "namespace", Namespaces: []string{"shop-staging"}},
@@ -118,7 +118,7 @@ func TestCrossEnvExplainTree(t *testing.T) {
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("tree lacks\n%s\ngot:\n%s", want, b.String())
 	}
-	none := Secret{Namespace: "shop", Name: "db", Environment: "prod", Readers: []Reader{}}
+	none := Secret{Namespace: "shop", Name: "db", Environment: "prod", Readers: Readers([]Reader{}...)}
 	b.Reset()
 	if err := WriteExplainTree(&b, &none); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestCrossEnvExplainTree(t *testing.T) {
 	if !strings.Contains(b.String(), "environment prod: no reader from a lower environment") {
 		t.Errorf("tree:\n%s", b.String())
 	}
-	noEnv := Secret{Namespace: "shop", Name: "db", Readers: []Reader{}}
+	noEnv := Secret{Namespace: "shop", Name: "db", Readers: Readers([]Reader{}...)}
 	b.Reset()
 	if err := WriteExplainTree(&b, &noEnv); err != nil {
 		t.Fatal(err)

@@ -68,8 +68,8 @@ type readerGroup struct {
 // group sorted by subject kind, namespace and name. s is not modified.
 func groupReaders(s *Secret) []readerGroup {
 	byKind := map[string][]Reader{}
-	for _, r := range s.Readers {
-		byKind[r.Path] = append(byKind[r.Path], r)
+	for r := range s.Readers.All() {
+		byKind[r.Path] = append(byKind[r.Path], *r)
 	}
 	rank := func(kind string) int {
 		for i, k := range pathKindOrder {
@@ -241,7 +241,7 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 	line("%s", printable(head))
 
 	direct, expected := 0, 0
-	for _, r := range s.Readers {
+	for r := range s.Readers.All() {
 		if r.Path == "direct" {
 			direct++
 		}
@@ -254,7 +254,7 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 		sev = "-"
 	}
 	line("severity %s, score %d: %s, %d direct and %d indirect (%d expected); %s not expected",
-		sev, s.Exposure.Score, plural(len(s.Readers), "reader"), direct, len(s.Readers)-direct, expected,
+		sev, s.Exposure.Score, plural(s.Readers.Len(), "reader"), direct, s.Readers.Len()-direct, expected,
 		plural(s.Exposure.Principals, "principal"))
 	for _, reason := range s.Exposure.Reasons {
 		line("  - %s", printable(reason))
@@ -269,7 +269,7 @@ func WriteExplainTree(w io.Writer, s *Secret) error {
 	if err := writeExplainReads(ew, s); err != nil {
 		return err
 	}
-	if len(s.Readers) == 0 {
+	if s.Readers.Len() == 0 {
 		line("\nNo subject can read this Secret.")
 		return ew.err
 	}
@@ -371,7 +371,7 @@ func WriteExplainDOT(w io.Writer, s *Secret) error {
 	g := newDotGraph()
 	secret := secretRef(s)
 	g.node(secret, "")
-	for _, r := range s.Readers {
+	for r := range s.Readers.All() {
 		g.node(r.Subject, "")
 		if r.Expected {
 			g.expected[nodeName(r.Subject)] = true

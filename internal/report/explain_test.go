@@ -48,7 +48,7 @@ func explainedSecret() *Secret {
 		Exposure: Exposure{Score: 72, Severity: "high", Direct: 4, Indirect: 5, Principals: 8,
 			Reasons: []string{"readable by ServiceAccount ci/deployer through ClusterRoleBinding ci-deployer", "readable indirectly by 5 subjects"}},
 		// Deliberately out of order: the tree sorts.
-		Readers: []Reader{
+		Readers: Readers([]Reader{
 			{Subject: Subject{Kind: "User", Name: "mallory"}, Verbs: []string{"get"}, Path: "rbac-bind",
 				Via: []Via{rbacVia("RoleBinding", "walk", "binder", "ClusterRole", "", "binder")},
 				Steps: []Step{
@@ -113,7 +113,7 @@ func explainedSecret() *Secret {
 				}},
 			{Subject: Subject{Kind: "User", Name: "O=acme:\"ops\"\\team\nX"}, Verbs: []string{"list"}, Path: "direct",
 				Via: []Via{rbacVia("ClusterRoleBinding", "", "odd:\"binding\"", "ClusterRole", "", "secret-lister")}},
-		},
+		}...),
 	}
 }
 

@@ -14,7 +14,7 @@ func TestWriteJSONMatchesEncoder(t *testing.T) {
 		APIVersion: APIVersion, Kind: Kind, Tool: Tool{Name: "keyhole", Version: "v1"},
 		Coverage: Coverage{Sources: []SourceCoverage{{Kind: "manifests", Objects: map[string]int{"Secret": 2}}}, NotAnalysed: []string{"a <b> & c"}},
 		Secrets: []Secret{
-			{Namespace: "a", Name: "db", Keys: []string{"k"}, Readers: []Reader{{Subject: Subject{Kind: "User", Name: "u"}, Verbs: []string{"get"}, Path: "direct", Via: []Via{{Superuser: true}}, Steps: []Step{}}}},
+			{Namespace: "a", Name: "db", Keys: []string{"k"}, Readers: Readers([]Reader{{Subject: Subject{Kind: "User", Name: "u"}, Verbs: []string{"get"}, Path: "direct", Via: []Via{{Superuser: true}}, Steps: []Step{}}}...)},
 			{Namespace: "b", Name: "x", Keys: []string{}},
 		},
 		Findings: []Finding{{Rule: "KH101", Severity: "critical", Message: "m", Fingerprint: "f"}},
@@ -53,8 +53,8 @@ func TestSharedChainsNameTheirSecret(t *testing.T) {
 	}
 	readers := []Reader{{Subject: Subject{Kind: "User", Name: "alice"}, Path: "impersonate", Steps: steps}}
 	r := &Report{APIVersion: APIVersion, Kind: Kind, Secrets: []Secret{
-		{Namespace: "ns", Name: "a", Readers: readers},
-		{Namespace: "ns", Name: "b", Readers: readers},
+		{Namespace: "ns", Name: "a", Readers: Readers(readers...)},
+		{Namespace: "ns", Name: "b", Readers: Readers(readers...)},
 	}}
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, r); err != nil {
@@ -65,11 +65,11 @@ func TestSharedChainsNameTheirSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"a", "b"} {
-		last := got.Secrets[i].Readers[0].Steps[1].Reaches
+		last := got.Secrets[i].Readers.Slice()[0].Steps[1].Reaches
 		if want := (Subject{Kind: "Secret", Namespace: "ns", Name: name}); last != want {
 			t.Errorf("Secret %s: last step reaches %+v, want %+v", name, last, want)
 		}
-		if first := got.Secrets[i].Readers[0].Steps[0].Reaches; first != steps[0].Reaches {
+		if first := got.Secrets[i].Readers.Slice()[0].Steps[0].Reaches; first != steps[0].Reaches {
 			t.Errorf("Secret %s: first step reaches %+v, want it unchanged", name, first)
 		}
 	}

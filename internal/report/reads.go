@@ -30,7 +30,7 @@ func writeExplainReads(w io.Writer, s *Secret) error {
 		did[bare(ar.Subject)] = true
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(nodeName(ar.Subject)), couldRead(s, ar), printable(didRead(ar)))
 	}
-	for _, r := range s.Readers {
+	for r := range s.Readers.All() {
 		if (r.Path != "direct" && r.Path != "node-authorizer") || did[bare(r.Subject)] {
 			continue
 		}
@@ -52,7 +52,7 @@ func writeExplainReads(w io.Writer, s *Secret) error {
 		default:
 			text = "no read"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(subjectLabel(r)), printable(could), printable(text))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(subjectLabel(*r)), printable(could), printable(text))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -69,7 +69,7 @@ func couldRead(s *Secret, ar ActualReader) string {
 	if ar.Unexplained {
 		return "cannot read (KH621)"
 	}
-	for _, r := range s.Readers {
+	for r := range s.Readers.All() {
 		if bare(r.Subject) == bare(ar.Subject) && (r.Path == "direct" || r.Path == "node-authorizer") {
 			return r.Path + " " + strings.Join(r.Verbs, ",")
 		}

@@ -13,13 +13,13 @@ func TestExplainCouldVsDid(t *testing.T) {
 	binding := &ObjectRef{Kind: "RoleBinding", Namespace: "shop", Name: "readers"}
 	s := &Secret{
 		Namespace: "shop", Name: "db", Type: "Opaque", AuditWindow: "720h0m0s",
-		Readers: []Reader{
+		Readers: Readers([]Reader{
 			{Subject: Subject{Kind: "Group", Name: "system:masters"}, Verbs: []string{"get", "list", "watch"}, Path: "direct", Expected: true},
 			{Subject: Subject{Kind: "User", Name: "alice"}, Verbs: []string{"get", "list", "watch"}, Path: "direct", Via: []Via{{Binding: binding}}},
 			{Subject: Subject{Kind: "User", Name: "bob"}, Verbs: []string{"get", "list", "watch"}, Path: "direct", Via: []Via{{Binding: binding}}},
 			{Subject: Subject{Kind: "Group", Name: "auditors"}, Verbs: []string{"get"}, Path: "direct", Via: []Via{{Binding: binding}}},
 			{Subject: Subject{Kind: "User", Name: "mallory"}, Path: "pod-create"},
-		},
+		}...),
 		ActualReaders: []ActualReader{
 			{Subject: Subject{Kind: "User", Name: "alice"}, LastSeen: "2026-11-20T11:00:00Z", Count: 4, Verbs: []string{"get", "list"}},
 			{Subject: Subject{Kind: "User", Name: "carol"}, LastSeen: "2026-11-20T10:00:00Z", Count: 1, Verbs: []string{"get"}},

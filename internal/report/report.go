@@ -115,7 +115,7 @@ type Secret struct {
 	Keys      []string `json:"keys"`
 	// KeysUnknown is set when the source could not learn the key names.
 	KeysUnknown    bool           `json:"keysUnknown,omitempty"`
-	Readers        []Reader       `json:"readers"`
+	Readers        ReaderList     `json:"readers"`
 	Exposure       Exposure       `json:"exposure"`
 	Recommendation Recommendation `json:"recommendation"`
 	ManagedBy      string         `json:"managedBy,omitempty"`
@@ -476,22 +476,23 @@ type EncryptionAtRest struct {
 func (s *Secret) WithReaches() *Secret {
 	secret := Subject{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}
 	var readers []Reader
-	for i, r := range s.Readers {
+	i := 0
+	for r := range s.Readers.All() {
 		n := len(r.Steps)
-		if n == 0 || r.Steps[n-1].Reaches != (Subject{}) {
-			continue
+		if n > 0 && r.Steps[n-1].Reaches == (Subject{}) {
+			if readers == nil {
+				readers = s.Readers.Slice()
+			}
+			steps := slices.Clone(r.Steps)
+			steps[n-1].Reaches = secret
+			readers[i].Steps = steps
 		}
-		if readers == nil {
-			readers = slices.Clone(s.Readers)
-		}
-		steps := slices.Clone(r.Steps)
-		steps[n-1].Reaches = secret
-		readers[i].Steps = steps
+		i++
 	}
 	if readers == nil {
 		return s
 	}
 	out := *s
-	out.Readers = readers
+	out.Readers = Readers(readers...)
 	return &out
 }

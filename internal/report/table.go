@@ -38,7 +38,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			} else {
 				lastNS = ns
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", ns, s.Name, s.Type, s.Exposure.Severity, s.Exposure.Score, len(s.Readers), s.Recommendation.Short(), topReaders(s))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", ns, s.Name, s.Type, s.Exposure.Severity, s.Exposure.Score, s.Readers.Len(), s.Recommendation.Short(), topReaders(s))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -255,8 +255,8 @@ func TestWebhookDropsWhenFull(t *testing.T) {
 // report as it arrives.
 func TestWebhookCountsUnexplained(t *testing.T) {
 	rep := &report.Report{Secrets: []report.Secret{
-		{Namespace: "shop", Name: "s0", Readers: []report.Reader{{Subject: report.Subject{Kind: "User", Name: "alice"}, Path: "direct"}}},
-		{Namespace: "shop", Name: "s1", Readers: []report.Reader{{Subject: report.Subject{Kind: "User", Name: "alice"}, Path: "direct"}}},
+		{Namespace: "shop", Name: "s0", Readers: report.Readers([]report.Reader{{Subject: report.Subject{Kind: "User", Name: "alice"}, Path: "direct"}}...)},
+		{Namespace: "shop", Name: "s1", Readers: report.Readers([]report.Reader{{Subject: report.Subject{Kind: "User", Name: "alice"}, Path: "direct"}}...)},
 		{Namespace: "shop", Name: "s2"},
 	}}
 	ts := newTestServer(t, 0, false, auditlog.NewExplainer(rep))

@@ -112,7 +112,7 @@ func requireRichWorld(t *testing.T, rep *report.Report) {
 		if s.Namespace != diffNS {
 			continue
 		}
-		for _, r := range s.Readers {
+		for r := range s.Readers.All() {
 			if strings.HasPrefix(r.Subject.Name, "system:node:"+diffNode) {
 				node = true
 			}

@@ -12,34 +12,22 @@
 # cluster is asked (`helm template`, `helm lint`): one above the major and
 # the minor of the client-go it is built with, 1.37 for v3.22.0.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../testenv/lib-build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testenv/lib-build.sh"
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 K8S_MAJOR=${K8S_MAJOR:-1}
 K8S_MINOR=${K8S_MINOR:-37}
-cache_root=${XDG_CACHE_HOME:-$HOME/.cache}
-out=$cache_root/keyhole/tools/helm-$HELM_VERSION
-
-if [ -n "${KEYHOLE_HELM:-}" ]; then
-  echo "helm: using KEYHOLE_HELM=$KEYHOLE_HELM"
-  exit 0
-fi
-if [ -x "$out/helm" ]; then
-  echo "helm: cached in $out"
-  exit 0
-fi
-echo "helm: building $HELM_VERSION into $out (first run only; a few minutes on 2 cores)"
-mkdir -p "$out"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+build_init helm "$cache_root/keyhole/tools/helm-$HELM_VERSION"
+build_use_override KEYHOLE_HELM
+build_skip_cached helm
+build_begin "$HELM_VERSION" "a few minutes"
 ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   ldflags+=" -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
-# A GOBIN of our own, then a rename: an interrupted build never leaves a
-# half-written binary where the tests look.
-GOWORK=off GOFLAGS= CGO_ENABLED=0 GOBIN="$work" \
-  go install -trimpath -ldflags="$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-mv "$work/helm" "$out/helm"
+build_go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" -trimpath -ldflags="$ldflags"
+build_install helm
 echo "helm: ready in $out/helm"
 "$out/helm" version --short

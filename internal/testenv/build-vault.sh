@@ -25,27 +25,17 @@
 # not hold it verbatim), which is v1.14.2's behaviour. No other source is
 # touched. The dev server started below proves the result.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib-build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-build.sh"
 
 VAULT_VERSION=${VAULT_VERSION:-v1.14.2}
-cache_root=${XDG_CACHE_HOME:-$HOME/.cache}
-out=$cache_root/keyhole/tools/vault-$VAULT_VERSION
-
-if [ -n "${KEYHOLE_VAULT_BIN:-}" ]; then
-  echo "vault: using KEYHOLE_VAULT_BIN=$KEYHOLE_VAULT_BIN"
-  exit 0
-fi
-if [ -x "$out/vault" ]; then
-  echo "vault: cached in $out"
-  exit 0
-fi
-echo "vault: building $VAULT_VERSION into $out (first run only; 10 to 40 minutes on 2 cores)"
-mkdir -p "$out"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
+build_init vault "$cache_root/keyhole/tools/vault-$VAULT_VERSION"
+build_use_override KEYHOLE_VAULT_BIN
+build_skip_cached vault
+build_begin "$VAULT_VERSION" "10 to 40 minutes"
 cd "$work"
 
-gomod=$(go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+gomod=$(build_mod_download GoMod "github.com/hashicorp/vault@$VAULT_VERSION")
 [ -f "$gomod" ] || { echo "vault: cannot download github.com/hashicorp/vault@$VAULT_VERSION go.mod" >&2; exit 1; }
 
 # Each `replace M => ./dir` becomes `M => M <version Vault requires>`.
@@ -78,11 +68,11 @@ replaces=$(awk '
   echo "$replaces"
   echo ")"
 } >go.mod
-printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/hashicorp/vault"\n' >tools.go
+build_tools_go github.com/hashicorp/vault
 
 # sdk: a copy of the version Vault requires, without the assertion.
 sdk_version=$(sed -n 's#^[[:space:]]*github.com/hashicorp/vault/sdk => github.com/hashicorp/vault/sdk \(v[^[:space:]]*\)$#\1#p' go.mod)
-sdk_dir=$(go mod download -json "github.com/hashicorp/vault/sdk@$sdk_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+sdk_dir=$(build_mod_download Dir "github.com/hashicorp/vault/sdk@$sdk_version")
 [ -d "$sdk_dir" ] || { echo "vault: cannot download github.com/hashicorp/vault/sdk@$sdk_version" >&2; exit 1; }
 cp -r "$sdk_dir" sdk
 chmod -R u+w sdk
@@ -98,9 +88,9 @@ if grep -q 'defines a CreateOperation but no ExistenceCheck' sdk/framework/backe
   echo "vault: the sdk assertion is still there after patching" >&2; exit 1
 fi
 sed -i "s#github.com/hashicorp/vault/sdk => github.com/hashicorp/vault/sdk $sdk_version#github.com/hashicorp/vault/sdk => ./sdk#" go.mod
-go mod tidy >/dev/null 2>&1 || go mod tidy
+build_quiet go mod tidy
 # -p 2: the build machines have two cores, shared.
-go build -p 2 -trimpath -ldflags='-s -w' -o "$out/vault.tmp" github.com/hashicorp/vault
+build_go_build vault github.com/hashicorp/vault -p 2 -trimpath -ldflags='-s -w'
 "$out/vault.tmp" version >/dev/null
 
 # A dev server on a kernel-chosen port must get as far as its banner, which
@@ -124,5 +114,5 @@ if [ -z "$ok" ]; then
     grep -v '^[[:space:]]\|Root Token\|Unseal Key' "$work/dev.log" | tail -n 15 >&2
   exit 1
 fi
-mv "$out/vault.tmp" "$out/vault"
+build_install vault
 echo "vault: ready in $out/vault ($("$out/vault" version))"

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -77,8 +76,8 @@ func (o *gitOptions) check(manifests bool) error {
 // that no digest a report could print is ever unkeyed or guessable.
 func (o *gitOptions) key() (key []byte, operator bool, err error) {
 	if o.hashKeyFile == "" {
-		key = make([]byte, gitscan.MinKeyLen)
-		if _, err := rand.Read(key); err != nil {
+		key, err = gitscan.NewRandomKey()
+		if err != nil {
 			return nil, false, &exitError{code: ExitError, err: fmt.Errorf("drawing a random HMAC key: %w", err)}
 		}
 		return key, false, nil

@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -79,8 +78,8 @@ func (d *daemon) gitLoop(ctx context.Context) {
 	cfg := d.opts.Git
 	// Values are told apart by HMAC under a key that never leaves this
 	// process, so no digest is ever exported.
-	key := make([]byte, gitscan.MinKeyLen)
-	if _, err := rand.Read(key); err != nil {
+	key, err := gitscan.NewRandomKey()
+	if err != nil {
 		d.log.Error("no random key for the git scan; the repository is not scanned", "err", err)
 		return
 	}

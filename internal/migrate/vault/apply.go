@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/keyhole-sec/keyhole/internal/gitscan"
 	"github.com/keyhole-sec/keyhole/internal/migrate"
 )
 
@@ -224,8 +224,8 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 type hasher struct{ key []byte }
 
 func newHasher() (*hasher, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	key, err := gitscan.NewRandomKey()
+	if err != nil {
 		return nil, fmt.Errorf("drawing a hashing key: %w", err)
 	}
 	return &hasher{key: key}, nil

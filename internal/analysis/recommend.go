@@ -7,22 +7,18 @@ import (
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/remediation"
 	"github.com/keyhole-sec/keyhole/internal/report"
-	"github.com/keyhole-sec/keyhole/internal/workload"
 )
 
-// recommend fills every report Secret's envInjections and recommendation
+// recommend fills every report Secret's recommendation
 // (internal/remediation), once the exposure, the workloads and git are
 // known, and raises KH501 for each Secret whose value should move: to
 // Sealed Secrets, Vault, or out of etcd. A migrated Secret, or one whose
 // fix is RBAC, a file mount or a bound token (the exposure, KH201 and
 // KH402 findings say so), raises none.
 func (a *analyzer) recommend() {
-	env := workload.EnvInjections(a.inv)
 	facts := make([]remediation.Facts, len(a.report.Secrets))
 	for i := range a.report.Secrets {
 		s := &a.report.Secrets[i]
-		ref := inventory.Ref{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}
-		s.EnvInjections = env[ref]
 		sev, _ := finding.ParseSeverity(s.Exposure.Severity)
 		f := remediation.Facts{
 			Namespace: s.Namespace, Name: s.Name, Type: s.Type, Keys: s.Keys, ManagedBy: s.ManagedBy,

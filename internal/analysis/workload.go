@@ -1,13 +1,15 @@
 package analysis
 
 import (
+	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/workload"
 )
 
 // workloads applies the workload and hygiene rules (internal/workload),
-// answering what they ask of RBAC and of coverage from this analysis.
+// answering what they ask of RBAC and of coverage from this analysis, and
+// fills every report Secret's envInjections from the same walk.
 func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex, res *paths.Result) {
 	opts := a.opts.Workload
 	if opts.SecretReaders == nil {
@@ -23,8 +25,13 @@ func (a *analyzer) workloads(in Input, ix *rbac.ReadIndex, res *paths.Result) {
 		}
 	}
 	opts.Complete = opts.Complete || complete(in)
-	for _, res := range workload.Analyze(a.inv, opts) {
+	w := workload.AnalyzeAll(a.inv, opts)
+	for _, res := range w.Results {
 		a.addResult(res)
+	}
+	for i := range a.report.Secrets {
+		s := &a.report.Secrets[i]
+		s.EnvInjections = w.EnvInjections[inventory.Ref{Kind: "Secret", Namespace: s.Namespace, Name: s.Name}]
 	}
 }
 

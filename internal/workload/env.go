@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -11,16 +12,24 @@ import (
 
 // envSecrets reports every Secret a container takes as environment
 // variables (KH201): one result per variable from secretKeyRef, one per
-// Secret from envFrom.
+// Secret from envFrom. It counts each such container once per Secret in
+// a.envInjections.
 func (a *analyzer) envSecrets(s podSpec) {
 	ns := s.ref.Namespace
 	for _, c := range containers(s.spec) {
+		var injected []string // the Secrets' names, each once
+		inject := func(name string) {
+			if !slices.Contains(injected, name) {
+				injected = append(injected, name)
+			}
+		}
 		for _, e := range c.env {
 			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 				continue
 			}
 			ref := e.ValueFrom.SecretKeyRef
 			secret := inventory.Ref{Kind: "Secret", Namespace: ns, Name: ref.Name}
+			inject(ref.Name)
 			a.add(finding.Result{
 				Rule:          finding.SecretInEnvironment,
 				Object:        s.ref,
@@ -34,6 +43,7 @@ func (a *analyzer) envSecrets(s podSpec) {
 				continue
 			}
 			secret := inventory.Ref{Kind: "Secret", Namespace: ns, Name: from.SecretRef.Name}
+			inject(from.SecretRef.Name)
 			what := "every key of " + secret.String()
 			if from.Prefix != "" {
 				what += " (prefixed " + from.Prefix + ")"
@@ -44,6 +54,9 @@ func (a *analyzer) envSecrets(s podSpec) {
 				Message:       s.ref.String() + ": " + c.String() + " takes " + what + " as environment variables (envFrom)",
 				Discriminator: []string{c.name, "envFrom", from.SecretRef.Name},
 			})
+		}
+		for _, name := range injected {
+			a.envInjections[inventory.Ref{Kind: "Secret", Namespace: ns, Name: name}]++
 		}
 	}
 }
@@ -149,26 +162,12 @@ func sortedKeys[V any](m map[string]V) []string {
 // EnvInjections counts, for each Secret, the containers that take any of
 // its keys as environment variables (env valueFrom.secretKeyRef or
 // envFrom.secretRef), over the same specifications as KH201: a
-// Deployment's container counts once, not once per replica.
+// Deployment's container counts once, not once per replica. It is
+// AnalyzeAll's count alone, for callers that want no findings.
 func EnvInjections(inv *inventory.Inventory) map[inventory.Ref]int {
-	out := map[inventory.Ref]int{}
+	a := newAnalyzer(inv, Options{})
 	for _, s := range envSpecs(podSpecs(inv)) {
-		for _, c := range containers(s.spec) {
-			names := map[string]bool{}
-			for _, e := range c.env {
-				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-					names[e.ValueFrom.SecretKeyRef.Name] = true
-				}
-			}
-			for _, from := range c.envFrom {
-				if from.SecretRef != nil {
-					names[from.SecretRef.Name] = true
-				}
-			}
-			for name := range names {
-				out[inventory.Ref{Kind: "Secret", Namespace: s.ref.Namespace, Name: name}]++
-			}
-		}
+		a.envSecrets(s)
 	}
-	return out
+	return a.envInjections
 }

@@ -52,13 +52,30 @@ type Options struct {
 	Complete bool
 }
 
+// Analysis is what AnalyzeAll gives: the findings, and the per-Secret
+// counts read in the same walk of the pod specifications.
+type Analysis struct {
+	// Results are every workload and hygiene rule's results, sorted by
+	// rule, object, discriminator and message.
+	Results []finding.Result
+	// EnvInjections counts, for each Secret, the containers that take
+	// any of its keys as environment variables (see EnvInjections).
+	EnvInjections map[inventory.Ref]int
+}
+
 // Analyze applies every workload and hygiene rule to the inventory and
 // returns the results sorted by rule, object, discriminator and message.
 func Analyze(inv *inventory.Inventory, opts Options) []finding.Result {
+	return AnalyzeAll(inv, opts).Results
+}
+
+// AnalyzeAll is Analyze with the Secrets' environment injections, counted
+// while KH201 reads the same containers rather than in a second walk.
+func AnalyzeAll(inv *inventory.Inventory, opts Options) Analysis {
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = DefaultStaleAfter
 	}
-	a := &analyzer{inv: inv, opts: opts, serviceAccounts: map[nsName]*corev1.ServiceAccount{}}
+	a := newAnalyzer(inv, opts)
 	for _, sa := range inv.ServiceAccounts {
 		a.serviceAccounts[nsName{sa.Namespace, sa.Name}] = sa
 	}
@@ -76,7 +93,11 @@ func Analyze(inv *inventory.Inventory, opts Options) []finding.Result {
 	a.legacyTokens()
 	a.staleSecrets()
 	sortResults(a.results)
-	return a.results
+	return Analysis{Results: a.results, EnvInjections: a.envInjections}
+}
+
+func newAnalyzer(inv *inventory.Inventory, opts Options) *analyzer {
+	return &analyzer{inv: inv, opts: opts, serviceAccounts: map[nsName]*corev1.ServiceAccount{}, envInjections: map[inventory.Ref]int{}}
 }
 
 type nsName struct{ namespace, name string }
@@ -87,6 +108,8 @@ type analyzer struct {
 	serviceAccounts map[nsName]*corev1.ServiceAccount
 	specs           []podSpec
 	results         []finding.Result
+	// envInjections is filled by envSecrets (Analysis.EnvInjections).
+	envInjections map[inventory.Ref]int
 }
 
 func (a *analyzer) add(r finding.Result) { a.results = append(a.results, r) }

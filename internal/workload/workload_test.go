@@ -221,13 +221,22 @@ func TestEnvInjections(t *testing.T) {
 	job := &batchv1.Job{ObjectMeta: meta("a", "job"), Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: both}}}
 	other := &corev1.Pod{ObjectMeta: meta("b", "p"), Spec: envFromSecret("c", "db")}
 
-	got := EnvInjections(build(t, rs, replica("web-1-x"), debugged, job, other))
+	inv := build(t, rs, replica("web-1-x"), debugged, job, other)
 	want := map[inventory.Ref]int{
 		{Kind: "Secret", Namespace: "a", Name: "db"}:  3, // the ReplicaSet's web, the debugger, the Job's worker
 		{Kind: "Secret", Namespace: "a", Name: "api"}: 1,
 		{Kind: "Secret", Namespace: "b", Name: "db"}:  1,
 	}
-	if !reflect.DeepEqual(got, want) {
+	if got := EnvInjections(inv); !reflect.DeepEqual(got, want) {
 		t.Errorf("EnvInjections = %v, want %v", got, want)
+	}
+	// AnalyzeAll counts them in the walk that finds KH201, and its
+	// results are Analyze's.
+	all := AnalyzeAll(inv, Options{})
+	if !reflect.DeepEqual(all.EnvInjections, want) {
+		t.Errorf("AnalyzeAll: EnvInjections = %v, want %v", all.EnvInjections, want)
+	}
+	if results := Analyze(inv, Options{}); len(all.Results) == 0 || !reflect.DeepEqual(all.Results, results) {
+		t.Errorf("AnalyzeAll: %d results, Analyze %d, want the same and some", len(all.Results), len(results))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/encryption"
+	"github.com/keyhole-sec/keyhole/internal/finding"
 	"github.com/keyhole-sec/keyhole/internal/report"
 	"github.com/keyhole-sec/keyhole/internal/testenv"
 )
@@ -125,7 +127,7 @@ func podPath(key string) bool {
 
 func readerMap(s report.Secret) map[string]string {
 	m := map[string]string{}
-	for _, r := range s.Readers {
+	for r := range s.Readers.All() {
 		m[r.Subject.String()+" "+r.Path] = strings.Join(r.Verbs, ",")
 	}
 	return m
@@ -185,9 +187,12 @@ func TestLiveShippedRBACIsEnough(t *testing.T) {
 	mustKubectl(t, kubectl, "--kubeconfig", kubeconfig, "config", "set-context", "c", "--cluster", "c", "--user", "sa")
 	mustKubectl(t, kubectl, "--kubeconfig", kubeconfig, "config", "use-context", "c")
 
+	// As the Job runs it. This control plane has no EncryptionConfiguration,
+	// which the ClusterRole's get on /metrics lets keyhole see: KH601, the
+	// one critical finding, and exit 1.
 	code, out, stderr := run(t, "", "audit", "--kubeconfig", kubeconfig, "--format", "json", "--fail-on", "critical")
-	if code != ExitOK {
-		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d (KH601); stderr:\n%s", code, ExitFindings, stderr)
 	}
 	var r report.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -195,6 +200,22 @@ func TestLiveShippedRBACIsEnough(t *testing.T) {
 	}
 	if len(r.Errors) != 0 {
 		t.Errorf("the shipped ClusterRole leaves gaps: %+v", r.Errors)
+	}
+	// A forbidden /metrics is no input error, only an unknown provider.
+	if r.Posture == nil || r.Posture.EncryptionAtRest == nil {
+		t.Fatal("the report has no encryption at rest")
+	}
+	if e := r.Posture.EncryptionAtRest; e.Provider != encryption.Identity || e.Error != "" {
+		t.Errorf("encryption at rest under the shipped ClusterRole: provider %q (error %q), want %q", e.Provider, e.Error, encryption.Identity)
+	}
+	var critical []string
+	for _, f := range r.Findings {
+		if f.Severity == "critical" {
+			critical = append(critical, f.Rule)
+		}
+	}
+	if !reflect.DeepEqual(critical, []string{finding.SecretsNotEncrypted}) {
+		t.Errorf("critical findings %v, want only %s", critical, finding.SecretsNotEncrypted)
 	}
 }
 
@@ -251,7 +272,7 @@ stringData: {k: KEYHOLE-CANARY-drift}
 	}
 	dora := false
 	for _, s := range r.Secrets {
-		for _, rd := range s.Readers {
+		for rd := range s.Readers.All() {
 			dora = dora || (s.Name == "s" && rd.Subject.Name == "dora")
 		}
 	}

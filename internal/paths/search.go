@@ -190,20 +190,28 @@ type arrival struct {
 type hubSearch struct {
 	ids, terms hubTable
 	arrivals   []arrival
-	// idList and termList are ids and terms, sorted by target, once
+	// idList and termList are ids and terms, shortest first, once
 	// resolved.
 	idList, termList []hubTarget
 }
 
+// hubEntry is a hub's settled route to a target: route names it, for the
+// routes that end with it.
 type hubEntry struct {
-	route route
+	to    int32
+	route routeID
+}
+
+// ownRoute is a route a hub's own search found.
+type ownRoute struct {
+	to    int32
+	chain chainID
 	n     int
 }
 
 type hubTarget struct {
-	to    int32
-	route route
-	// tail names route for the routes that end with it.
+	to int32
+	// tail names the route, for the routes that end with it.
 	tail    routeID
 	n, rank int
 }
@@ -298,7 +306,7 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 	var queue []item
 	hitID := func(id int32, c chainID) {
 		if hs != nil {
-			hs.ids.add(id, route{head: c}, s.clen(c))
+			hs.ids.add(id, c, s.clen(c))
 		} else {
 			s.reached[id] = append(s.reached[id], newHit(src, route{head: c}, s.clen(c), s.rank(route{head: c})))
 		}
@@ -310,7 +318,7 @@ func (s *searcher) bfs(start int32, limit int, src int32, hs *hubSearch) {
 		}
 		s.termStamp[t] = s.gen
 		if hs != nil {
-			hs.terms.add(t, route{head: c}, s.clen(c))
+			hs.terms.add(t, c, s.clen(c))
 		} else {
 			s.termHits[t] = append(s.termHits[t], newHit(src, route{head: c}, s.clen(c), s.rank(route{head: c})))
 		}
@@ -428,23 +436,38 @@ func within(n, limit int, term bool) bool {
 // reaches in k steps, that hub's routes of d − k. A hub reached in no
 // step (a pod capability's node escape reaches "any node") is settled
 // first within a length.
+//
+// A hub's routes are settled only as long as some source can use them:
+// one whose search gets to the hub in m steps, at the fewest, follows its
+// routes of up to maxDepth − m steps. Another hub that gets to this one
+// in k steps is itself reached in at least m − k, so it needs no longer
+// routes of this one than this one keeps. In a cluster where every pod
+// creator can escape to a node, "any node" reaches thousands of
+// identities; keeping every hub's routes through it to the search's full
+// depth made tens of millions of routes no source could follow.
 func (s *searcher) resolveHubs() {
 	limit := s.hubLimit()
 	order, zeroCycle := s.hubOrder()
+	depth := s.hubDepths()
+	for _, h := range s.hubList {
+		s.hubs[h].ids.prepare(len(s.g.ids))
+		s.hubs[h].terms.prepare(len(s.g.terms))
+	}
 	for d := 0; d <= limit; d++ {
 		for again := true; again; {
 			again = false
 			for _, h := range order {
 				hs := s.hubs[h]
-				settled := hs.ids.settleOwn(d, limit, false) + hs.terms.settleOwn(d, limit, true)
+				lim := s.maxDepth - depth[h]
+				settled := s.settleOwn(&hs.ids, d, lim, false) + s.settleOwn(&hs.terms, d, lim, true)
 				for _, a := range hs.arrivals {
 					k := s.clen(a.chain)
 					if k > d {
 						continue
 					}
 					sub := s.hubs[a.hub]
-					settled += s.settleFrom(&hs.ids, &sub.ids, a.chain, d, k, limit, false)
-					settled += s.settleFrom(&hs.terms, &sub.terms, a.chain, d, k, limit, true)
+					settled += s.settleFrom(&hs.ids, &sub.ids, a.chain, d, k, lim, false)
+					settled += s.settleFrom(&hs.terms, &sub.terms, a.chain, d, k, lim, true)
 				}
 				// Routes through a hub reached in no step that settled after
 				// this one: only on a cycle of such hubs.
@@ -457,6 +480,44 @@ func (s *searcher) resolveHubs() {
 		hs.idList, hs.termList = s.sortedTargets(&hs.ids), s.sortedTargets(&hs.terms)
 		hs.ids, hs.terms = hubTable{}, hubTable{}
 	}
+}
+
+// hubDepths returns, per hub, the fewest steps in which a source's
+// search gets to it: directly, or through the hubs it gets to first
+// (a hub that another reaches in k steps is reached in k more).
+func (s *searcher) hubDepths() map[int32]int {
+	depth := make(map[int32]int, len(s.hubList))
+	// Buckets by depth: every depth is at most the search's.
+	buckets := make([][]int32, s.maxDepth+1)
+	lower := func(h int32, d int) {
+		if old, ok := depth[h]; (!ok || d < old) && d <= s.maxDepth {
+			depth[h] = d
+			buckets[d] = append(buckets[d], h)
+		}
+	}
+	for _, arrs := range s.arrivals {
+		for _, a := range arrs {
+			lower(a.hub, s.clen(a.chain))
+		}
+	}
+	for d := range buckets {
+		for i := 0; i < len(buckets[d]); i++ { // grows with hubs reached in no step
+			h := buckets[d][i]
+			if depth[h] != d {
+				continue // lowered since
+			}
+			for _, a := range s.hubs[h].arrivals {
+				lower(a.hub, d+s.clen(a.chain))
+			}
+		}
+	}
+	for _, h := range s.hubList {
+		if _, ok := depth[h]; !ok {
+			// Out of every source's reach: nothing to keep for it.
+			depth[h] = s.maxDepth
+		}
+	}
+	return depth
 }
 
 // hubOrder returns the hubs, each after the hubs it reaches in no step
@@ -497,38 +558,40 @@ func (s *searcher) hubOrder() (order []int32, cyclic bool) {
 // then, once settled, the shortest of those and of the routes through
 // the hubs it reaches.
 type hubTable struct {
-	own []hubTarget
-	at  map[int32]hubEntry
-	// level lists the settled targets by length.
-	level [][]int32
+	own []ownRoute
+	// level lists the settled routes by length, in the order they
+	// settled; settled marks their targets (a bit per target).
+	level   [][]hubEntry
+	settled []uint64
 }
 
-func (t *hubTable) add(target int32, r route, n int) {
-	t.own = append(t.own, hubTarget{to: target, route: r, n: n})
+func (t *hubTable) add(target int32, c chainID, n int) {
+	t.own = append(t.own, ownRoute{to: target, chain: c, n: n})
 }
 
-// settle sets the target's route when it has none yet, and reports
-// whether it did.
-func (t *hubTable) settle(target int32, e hubEntry) bool {
-	if t.at == nil {
-		t.at = map[int32]hubEntry{}
-	}
-	if _, ok := t.at[target]; ok {
-		return false
-	}
-	t.at[target] = e
-	for len(t.level) <= e.n {
+// prepare makes room to settle routes to targets numbered below n.
+func (t *hubTable) prepare(n int) { t.settled = make([]uint64, (n+63)/64) }
+
+func (t *hubTable) has(target int32) bool { return t.settled[target/64]&(1<<(target%64)) != 0 }
+
+// settle sets the target's route of n steps; it has none yet.
+func (t *hubTable) settle(target int32, n int, r routeID) {
+	t.settled[target/64] |= 1 << (target % 64)
+	for len(t.level) <= n {
 		t.level = append(t.level, nil)
 	}
-	t.level[e.n] = append(t.level[e.n], target)
-	return true
+	t.level[n] = append(t.level[n], hubEntry{to: target, route: r})
 }
 
-// settleOwn settles the own search's routes of d steps.
-func (t *hubTable) settleOwn(d, limit int, term bool) int {
+// settleOwn settles in t its own search's routes of d steps.
+func (s *searcher) settleOwn(t *hubTable, d, limit int, term bool) int {
+	if !within(d, limit, term) {
+		return 0
+	}
 	n := 0
 	for _, o := range t.own {
-		if o.n == d && within(d, limit, term) && t.settle(o.to, hubEntry{route: o.route, n: d}) {
+		if o.n == d && !t.has(o.to) {
+			t.settle(o.to, d, s.keep(route{head: o.chain}))
 			n++
 		}
 	}
@@ -542,24 +605,29 @@ func (s *searcher) settleFrom(t, from *hubTable, c chainID, d, k, limit int, ter
 		return 0
 	}
 	n := 0
-	for _, target := range from.level[d-k] {
-		if _, ok := t.at[target]; ok {
-			continue
-		}
-		if t.settle(target, hubEntry{route: route{head: c, tail: s.keep(from.at[target].route)}, n: d}) {
+	for _, e := range from.level[d-k] {
+		if !t.has(e.to) {
+			t.settle(e.to, d, s.keep(route{head: c, tail: e.route}))
 			n++
 		}
 	}
 	return n
 }
 
-// sortedTargets returns a table's settled routes, sorted by target.
+// sortedTargets returns a table's settled routes, shortest first (in the
+// order they settled): a join stops at the first route too long for its
+// source.
 func (s *searcher) sortedTargets(t *hubTable) []hubTarget {
-	out := make([]hubTarget, 0, len(t.at))
-	for to, e := range t.at {
-		out = append(out, hubTarget{to: to, route: e.route, tail: s.keep(e.route), n: e.n, rank: s.rank(e.route)})
+	size := 0
+	for _, entries := range t.level {
+		size += len(entries)
 	}
-	slices.SortFunc(out, func(a, b hubTarget) int { return int(a.to) - int(b.to) })
+	out := make([]hubTarget, 0, size)
+	for n, entries := range t.level {
+		for _, e := range entries {
+			out = append(out, hubTarget{to: e.to, tail: e.route, n: n, rank: s.rank(s.routes[e.route])})
+		}
+	}
 	return out
 }
 
@@ -597,7 +665,7 @@ func (s *searcher) join() {
 				for _, t := range list {
 					n := k + t.n
 					if !within(n, limit, term) {
-						continue
+						break // the rest are longer still
 					}
 					rank := arank
 					if half || a.chain == 0 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -150,8 +151,8 @@ func testAccessReuse(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	if why != "rolebindings added" && why != "roles added" {
 		t.Errorf("the analysis of a new RoleBinding ran the access stage because %q, want the Role's or the RoleBinding's creation", why)
 	}
-	if !strings.Contains(d.logs.String(), `access=recomputed because="`+why+`"`) {
-		t.Errorf(`no "analysis done" log line says access=recomputed because=%q`, why)
+	if !regexp.MustCompile(`inventory_took=\S+ .*access=recomputed because="` + regexp.QuoteMeta(why) + `" access_took=\S+`).MatchString(d.logs.String()) {
+		t.Errorf(`no "analysis done" log line says access=recomputed because=%q with the stages' times`, why)
 	}
 	if !readsDB(last, "mallory") {
 		t.Error("mallory is not a reader of the Secret in the report of the analysis that recomputed access")

@@ -120,12 +120,12 @@ func (d *daemon) analyzeOnce(prev *analysis.Access, why string) {
 	// steady resident set is what its memory limit must cover.
 	debug.FreeOSMemory()
 	rep := snap.report
-	attrs := []any{"took", took.Round(time.Millisecond), "secrets", len(rep.Secrets),
+	attrs := []any{"took", took.Round(time.Millisecond), "inventory_took", run.inventoryTook.Round(time.Millisecond), "secrets", len(rep.Secrets),
 		"findings", len(rep.Findings), "errors", len(rep.Errors), "first", first}
 	if snap.accessWhy == "" {
 		attrs = append(attrs, "access", "reused")
 	} else {
-		attrs = append(attrs, "access", "recomputed", "because", snap.accessWhy)
+		attrs = append(attrs, "access", "recomputed", "because", snap.accessWhy, "access_took", run.accessTook.Round(time.Millisecond))
 	}
 	d.log.Info("analysis done", attrs...)
 }
@@ -137,6 +137,10 @@ type analysisRun struct {
 	opts     audit.Options
 	access   *analysis.Access
 	snapshot *snapshot
+	// inventoryTook is how long the inventory took to build from the
+	// informers' caches, and accessTook the access stage, when it ran
+	// anew: the log line breaks the analysis down with them.
+	inventoryTook, accessTook time.Duration
 }
 
 func (d *daemon) analyze(now time.Time, prev *analysis.Access, why string) (run analysisRun, err error) {
@@ -152,6 +156,7 @@ func (d *daemon) analyze(now time.Time, prev *analysis.Access, why string) (run 
 	opts := d.opts.Analysis
 	opts.Now = now
 	in := audit.LiveInput(b, cov, problems)
+	inventoryTook := time.Since(now)
 	in.Git = d.gitInput()
 	in.Encryption = d.encryptionStatus()
 	in.Reads = d.auditSnapshot()
@@ -169,12 +174,15 @@ func (d *daemon) analyze(now time.Time, prev *analysis.Access, why string) (run 
 		why = prev.Stale(in, aopts)
 	}
 	acc := prev
+	var accessTook time.Duration
 	if why != "" {
 		// prev is not used past this point, so the collector may free it
 		// while the new stage is built.
+		start := time.Now()
 		acc = analysis.NewAccess(in, aopts)
+		accessTook = time.Since(start)
 	}
 	rep := analysis.RunWith(in, aopts, acc)
-	return analysisRun{in: in, opts: opts, access: acc,
+	return analysisRun{in: in, opts: opts, access: acc, inventoryTook: inventoryTook, accessTook: accessTook,
 		snapshot: &snapshot{report: rep, at: now, empty: len(cov.Objects) == 0, accessWhy: why}}, nil
 }

@@ -306,13 +306,41 @@ func keyOf(readers paths.Readers) readerListKey {
 // inventory order. A namespace's Secrets usually share one reader list; it
 // is assessed once per namespace, not once per Secret (the assessment
 // depends on the namespace, so lists are not shared across namespaces).
+//
+// The lists are assembled on a goroutine of their own while the previous
+// namespaces' are assessed: the two halves cost about the same, and a
+// cluster's analysis should not wait on one core while the other idles.
+// res is used by that goroutine alone until AssessSecrets returns; the
+// lists it hands over are never modified again.
 func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Options) []SecretExposure {
+	type namespaceReaders struct {
+		secrets []*inventory.Secret
+		readers []paths.Readers
+	}
+	assembled := make(chan namespaceReaders, 16)
+	var failure any
+	go func() {
+		defer close(assembled)
+		defer func() {
+			// Raised again below, in the caller's goroutine, where the
+			// daemon recovers from an analysis that panics.
+			failure = recover()
+		}()
+		for _, ns := range inv.SecretNamespaces() {
+			secrets := inv.SecretsIn(ns)
+			readers := make([]paths.Readers, len(secrets))
+			for i, s := range secrets {
+				readers[i] = res.Readers(s)
+			}
+			assembled <- namespaceReaders{secrets, readers}
+		}
+	}()
 	out := make([]SecretExposure, 0, len(inv.Secrets))
 	assessor := exposure.NewAssessor(opts)
-	for _, ns := range inv.SecretNamespaces() {
+	for ns := range assembled {
 		cache := map[readerListKey]*exposure.Assessment{}
-		for _, s := range inv.SecretsIn(ns) {
-			readers := res.Readers(s)
+		for i, s := range ns.secrets {
+			readers := ns.readers[i]
 			k := keyOf(readers)
 			a, ok := cache[k]
 			if !ok {
@@ -322,6 +350,9 @@ func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Op
 			}
 			out = append(out, SecretExposure{Secret: s, Readers: readers, Assessment: a})
 		}
+	}
+	if failure != nil {
+		panic(failure)
 	}
 	return out
 }

@@ -44,3 +44,17 @@ func TestConvertedOverlaysAreTheFlatLists(t *testing.T) {
 	}
 	t.Logf("%d Secrets with entries of their own, %d replacing shared ones", overlays, replacing)
 }
+
+// TestAssessSecretsRaisesPanicsInTheCaller: the reader lists are
+// assembled on a goroutine of their own, and a panic there must reach
+// the caller, whose recover (the daemon's) keeps the process up; a panic
+// left on that goroutine would take the whole process down.
+func TestAssessSecretsRaisesPanicsInTheCaller(t *testing.T) {
+	in := accessInput(t, accessWorld(1), rbac.AggregationComputed)
+	defer func() {
+		if recover() == nil {
+			t.Error("AssessSecrets with no paths result did not panic")
+		}
+	}()
+	AssessSecrets(in.Inventory, nil, accessOptions(t).Exposure)
+}

@@ -1,7 +1,10 @@
 package paths
 
 import (
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 )
@@ -640,20 +643,70 @@ type joined struct {
 
 // join adds to each target's hits the sources that get to it through a
 // hub, where that beats their own search, keeping each list sorted by
-// source with one hit per source.
+// source with one hit per source. The sources are split into contiguous
+// runs joined in parallel, each into lists of its own: a target's lists,
+// taken in run order, are then sorted by source as one.
 func (s *searcher) join() {
-	var viaIDs, viaTerms [][]hit
-	viaIDs = make([][]hit, len(s.reached))
-	viaTerms = make([][]hit, len(s.termHits))
-	bestID := make([]joined, len(s.reached))
-	bestTerm := make([]joined, len(s.termHits))
+	runs := min(runtime.GOMAXPROCS(0), 4, max(1, len(s.sources)/64))
+	parts := make([]*joinRun, runs)
+	var hits atomic.Int64
+	hits.Store(int64(s.hits))
+	var wg sync.WaitGroup
+	for i := range parts {
+		parts[i] = &joinRun{s: s, from: i * len(s.sources) / runs, to: (i + 1) * len(s.sources) / runs, hits: &hits}
+		wg.Go(parts[i].run)
+	}
+	wg.Wait()
+	for _, p := range parts {
+		if p.failure != nil {
+			panic(p.failure)
+		}
+	}
+	s.hits = int(hits.Load())
+	if s.over() {
+		return
+	}
+	via := make([][]hit, runs)
+	for id := range s.reached {
+		for i, p := range parts {
+			via[i] = p.viaIDs[id]
+		}
+		s.reached[id] = mergeHits(s.reached[id], concatHits(via))
+	}
+	for t := range s.termHits {
+		for i, p := range parts {
+			via[i] = p.viaTerms[t]
+		}
+		s.termHits[t] = mergeHits(s.termHits[t], concatHits(via))
+	}
+}
+
+// joinRun joins the hubs' routes to the sources from to to (exclusive),
+// reading the searcher only.
+type joinRun struct {
+	s                *searcher
+	from, to         int
+	hits             *atomic.Int64
+	viaIDs, viaTerms [][]hit
+	bestID, bestTerm []joined
+	gen              uint32
+	failure          any
+}
+
+func (j *joinRun) run() {
+	defer func() { j.failure = recover() }() // raised again by join
+	s := j.s
+	j.viaIDs = make([][]hit, len(s.reached))
+	j.viaTerms = make([][]hit, len(s.termHits))
+	j.bestID = make([]joined, len(s.reached))
+	j.bestTerm = make([]joined, len(s.termHits))
 	var touchedIDs, touchedTerms []int32
-	for src := range s.sources {
+	for src := j.from; src < j.to; src++ {
 		arrs := s.arrivals[src]
 		if len(arrs) == 0 {
 			continue
 		}
-		s.gen++
+		j.gen++
 		limit := s.limitOf(index(src))
 		touchedIDs, touchedTerms = touchedIDs[:0], touchedTerms[:0]
 		for _, a := range arrs {
@@ -672,35 +725,52 @@ func (s *searcher) join() {
 						rank = t.rank
 					}
 					b := &best[t.to]
-					if b.stamp == s.gen && !betterRoute(n, rank, b.n, b.rank) {
+					if b.stamp == j.gen && !betterRoute(n, rank, b.n, b.rank) {
 						continue
 					}
-					if b.stamp != s.gen {
+					if b.stamp != j.gen {
 						*touched = append(*touched, t.to)
 					}
-					*b = joined{route: route{head: a.chain, tail: t.tail}, n: n, rank: rank, stamp: s.gen}
+					*b = joined{route: route{head: a.chain, tail: t.tail}, n: n, rank: rank, stamp: j.gen}
 				}
 			}
-			offer(hs.idList, bestID, &touchedIDs, false)
-			offer(hs.termList, bestTerm, &touchedTerms, true)
+			offer(hs.idList, j.bestID, &touchedIDs, false)
+			offer(hs.termList, j.bestTerm, &touchedTerms, true)
 		}
 		for _, id := range touchedIDs {
-			viaIDs[id] = append(viaIDs[id], newHit(index(src), bestID[id].route, bestID[id].n, bestID[id].rank))
+			b := &j.bestID[id]
+			j.viaIDs[id] = append(j.viaIDs[id], newHit(index(src), b.route, b.n, b.rank))
 		}
 		for _, t := range touchedTerms {
-			viaTerms[t] = append(viaTerms[t], newHit(index(src), bestTerm[t].route, bestTerm[t].n, bestTerm[t].rank))
+			b := &j.bestTerm[t]
+			j.viaTerms[t] = append(j.viaTerms[t], newHit(index(src), b.route, b.n, b.rank))
 		}
-		s.hits += len(touchedIDs) + len(touchedTerms)
-		if s.over() {
-			return
+		if total := j.hits.Add(int64(len(touchedIDs) + len(touchedTerms))); s.budget > 0 && total > int64(s.budget) {
+			return // join gives up on the whole search
 		}
 	}
-	for id := range s.reached {
-		s.reached[id] = mergeHits(s.reached[id], viaIDs[id])
+}
+
+// concatHits returns the lists one after the other, copying only when
+// more than one has hits.
+func concatHits(lists [][]hit) []hit {
+	var out []hit
+	n, some := 0, 0
+	for _, l := range lists {
+		n += len(l)
+		if len(l) > 0 {
+			some++
+			out = l
+		}
 	}
-	for t := range s.termHits {
-		s.termHits[t] = mergeHits(s.termHits[t], viaTerms[t])
+	if some <= 1 {
+		return out
 	}
+	out = make([]hit, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // mergeHits merges a target's own hits and those through hubs, both

@@ -7,6 +7,7 @@ package analysis
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -307,40 +308,70 @@ func keyOf(readers paths.Readers) readerListKey {
 // is assessed once per namespace, not once per Secret (the assessment
 // depends on the namespace, so lists are not shared across namespaces).
 //
-// The lists are assembled on a goroutine of their own while the previous
-// namespaces' are assessed: the two halves cost about the same, and a
-// cluster's analysis should not wait on one core while the other idles.
-// res is used by that goroutine alone until AssessSecrets returns; the
-// lists it hands over are never modified again.
+// The namespaces' lists are assembled on goroutines of their own, one per
+// core, each with its fork of res (paths.Result.Fork), while the caller
+// assesses them in order as they come: a cluster's analysis should not
+// wait on one core while the others idle. The lists are never modified
+// once handed over. res itself is not used.
 func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Options) []SecretExposure {
 	type namespaceReaders struct {
 		secrets []*inventory.Secret
 		readers []paths.Readers
+		// ready is closed once readers is filled, or failure set.
+		ready   chan struct{}
+		failure any
 	}
-	assembled := make(chan namespaceReaders, 16)
-	var failure any
-	go func() {
-		defer close(assembled)
-		defer func() {
-			// Raised again below, in the caller's goroutine, where the
-			// daemon recovers from an analysis that panics.
-			failure = recover()
-		}()
-		for _, ns := range inv.SecretNamespaces() {
-			secrets := inv.SecretsIn(ns)
-			readers := make([]paths.Readers, len(secrets))
-			for i, s := range secrets {
-				readers[i] = res.Readers(s)
+	namespaces := inv.SecretNamespaces()
+	lists := make([]namespaceReaders, len(namespaces))
+	for i, ns := range namespaces {
+		lists[i] = namespaceReaders{secrets: inv.SecretsIn(ns), ready: make(chan struct{})}
+	}
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(namespaces)))
+	stop := make(chan struct{})
+	defer close(stop)
+	for w := range workers {
+		go func() {
+			var fork *paths.Result
+			for i := w; i < len(lists); i += workers {
+				l := &lists[i]
+				func() {
+					defer close(l.ready)
+					defer func() {
+						// Raised again below, in the caller's goroutine,
+						// where the daemon recovers from an analysis that
+						// panics.
+						l.failure = recover()
+					}()
+					if fork == nil {
+						fork = res.Fork()
+					}
+					l.readers = make([]paths.Readers, len(l.secrets))
+					for j, s := range l.secrets {
+						l.readers[j] = fork.Readers(s)
+					}
+				}()
+				if l.failure != nil {
+					return
+				}
+				select {
+				case <-stop: // the caller gave up
+					return
+				default:
+				}
 			}
-			assembled <- namespaceReaders{secrets, readers}
-		}
-	}()
+		}()
+	}
 	out := make([]SecretExposure, 0, len(inv.Secrets))
 	assessor := exposure.NewAssessor(opts)
-	for ns := range assembled {
+	for i := range lists {
+		l := &lists[i]
+		<-l.ready
+		if l.failure != nil {
+			panic(l.failure)
+		}
 		cache := map[readerListKey]*exposure.Assessment{}
-		for i, s := range ns.secrets {
-			readers := ns.readers[i]
+		for j, s := range l.secrets {
+			readers := l.readers[j]
 			k := keyOf(readers)
 			a, ok := cache[k]
 			if !ok {
@@ -350,9 +381,7 @@ func AssessSecrets(inv *inventory.Inventory, res *paths.Result, opts exposure.Op
 			}
 			out = append(out, SecretExposure{Secret: s, Readers: readers, Assessment: a})
 		}
-	}
-	if failure != nil {
-		panic(failure)
+		l.readers = nil
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/exposure"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -57,4 +58,27 @@ func TestAssessSecretsRaisesPanicsInTheCaller(t *testing.T) {
 		}
 	}()
 	AssessSecrets(in.Inventory, nil, accessOptions(t).Exposure)
+}
+
+// TestAssessSecretsMatchesOneByOne: assembled on several goroutines, each
+// Secret's readers and assessment are what one Result gives it alone.
+func TestAssessSecretsMatchesOneByOne(t *testing.T) {
+	for seed := range int64(3) {
+		in := accessInput(t, accessWorld(seed+1), rbac.AggregationComputed)
+		opts := accessOptions(t)
+		got := AssessSecrets(in.Inventory, NewAccess(in, opts).result, opts.Exposure)
+		one := NewAccess(in, opts).result
+		if len(got) != len(in.Inventory.Secrets) {
+			t.Fatalf("seed %d: %d Secrets assessed, want %d", seed+1, len(got), len(in.Inventory.Secrets))
+		}
+		for _, se := range got {
+			want := one.Readers(se.Secret)
+			if !reflect.DeepEqual(se.Readers.Slice(), want.Slice()) {
+				t.Fatalf("seed %d, Secret %s/%s: readers differ from one Result's", seed+1, se.Secret.Namespace, se.Secret.Name)
+			}
+			if a := exposure.Assess(se.Secret, want, opts.Exposure); !reflect.DeepEqual(*se.Assessment, a) {
+				t.Fatalf("seed %d, Secret %s/%s: assessment %+v, want %+v", seed+1, se.Secret.Namespace, se.Secret.Name, *se.Assessment, a)
+			}
+		}
+	}
 }

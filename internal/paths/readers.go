@@ -3,6 +3,7 @@ package paths
 import (
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"sort"
 
@@ -196,11 +197,9 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 		// keep none.
 		s.reached, s.termHits = nil, nil
 	}
-	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, nsCache: map[nsCombo]*nsReaders{},
-		termCands: map[int32][]candidate{}, narrowCands: map[int32][]candidate{}, grantsByName: map[string][]int32{},
-		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, steps: map[stepsKey][]Step{}, directConv: map[readerListKey][]Reader{},
-		subjects: map[rbac.Subject]int32{}, directIdx: map[readerListKey][]int32{}, verbs: map[rbac.Verbs][]string{},
-		broader: map[[2]terminal][]candidate{}}
+	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, grantsByName: map[string][]int32{},
+		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, subjects: map[rbac.Subject]int32{}, verbs: map[rbac.Verbs][]string{}}
+	r.Trim()
 	r.indexSources()
 	for id, hits := range s.reached {
 		if len(hits) > 0 && g.ids[id].kind == idGrant {
@@ -232,6 +231,18 @@ func (r *Result) Trim() {
 	r.chosen = nil
 	r.table = bestTable{}
 	r.scratch = subjectTable{}
+}
+
+// Fork returns a Result that answers as r does, with caches and scratch
+// space of its own: forks of one Result may assemble reader lists on
+// different goroutines at once, since what they share (the graph and the
+// search) they only read. r must not be used while its forks are.
+func (r *Result) Fork() *Result {
+	f := &Result{g: r.g, s: r.s, secretTerms: r.secretTerms, grantReaders: r.grantReaders, grantsByName: r.grantsByName,
+		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, subjects: maps.Clone(r.subjects), verbs: map[rbac.Verbs][]string{},
+		srcSubject: r.srcSubject, srcMembers: r.srcMembers, srcRank: r.srcRank}
+	f.Trim()
+	return f
 }
 
 // indexPodTerminals links each Secret to the reached terminals of the pods

@@ -248,6 +248,10 @@ func (s *searcher) isHub(id *identity) bool {
 // hubs' routes to the sources. It stops when the hits exceed the budget
 // (Options.MaxHits).
 func (s *searcher) run() {
+	// Once joined, the hubs' routes live in the hits: what named them
+	// (millions of entries in a large cluster) would only weigh on a kept
+	// Result.
+	defer func() { s.hubs, s.hubList, s.arrivals = nil, nil, nil }()
 	s.hubs = map[int32]*hubSearch{}
 	s.arrivals = make([][]arrival, len(s.sources))
 	s.chains = []chainNode{{}} // 0: the empty chain

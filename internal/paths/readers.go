@@ -194,8 +194,9 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	s.run()
 	if s.exceeded {
 		// Partial chains would understate some Secrets and not others:
-		// keep none.
+		// keep none, nor the chains and routes they were made of.
 		s.reached, s.termHits = nil, nil
+		s.chains, s.routes = nil, nil
 	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, subjects: map[rbac.Subject]int32{}, verbs: map[rbac.Verbs][]string{}}

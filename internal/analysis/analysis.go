@@ -108,7 +108,7 @@ func RunWith(in Input, opts Options, acc *Access) *report.Report {
 			budget = paths.DefaultMaxHits
 		}
 		r.Coverage.NotAnalysed = append(r.Coverage.NotAnalysed, fmt.Sprintf(
-			"warning: indirect exposure not analysed: the search for indirect paths passed %d recorded paths, its budget, and was stopped; readers, exposure and findings are those of direct reads only. A lower --max-depth shortens the search", budget))
+			"warning: indirect exposure not analysed: the search for indirect paths passed %d recorded paths, its budget, and was stopped; readers, exposure and findings are those of direct reads only. A larger --max-paths (paths.maxPaths) lets it finish, at about 20 bytes of memory per path, and a lower --max-depth shortens it", budget))
 	}
 	a.secrets(res)
 	a.workloads(in, ix, res)

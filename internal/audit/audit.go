@@ -167,6 +167,9 @@ type Options struct {
 	// MaxDepth bounds indirect paths, in steps; paths.DefaultMaxDepth when
 	// zero.
 	MaxDepth int
+	// MaxPaths is the indirect-path search's budget, in recorded paths;
+	// paths.DefaultMaxHits when zero.
+	MaxPaths int
 	// PodSecurityDefault is the Pod Security level of namespaces without
 	// the enforce label; privileged when empty.
 	PodSecurityDefault string
@@ -204,7 +207,7 @@ func AnalysisOptions(opts Options) (analysis.Options, error) {
 		Rules:        opts.Rules,
 		Suppress:     opts.Suppress,
 		Workload:     workload.Options{Now: now, StaleAfter: opts.StaleAfter},
-		Paths:        paths.Options{MaxDepth: opts.MaxDepth, PodSecurityDefault: opts.PodSecurityDefault},
+		Paths:        paths.Options{MaxDepth: opts.MaxDepth, MaxHits: opts.MaxPaths, PodSecurityDefault: opts.PodSecurityDefault},
 		Environments: opts.Environments,
 	}, nil
 }

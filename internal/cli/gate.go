@@ -83,6 +83,7 @@ func (g *gate) apply(opts *audit.Options) {
 	opts.Rules = g.cfg.Overrides()
 	opts.StaleAfter = g.cfg.StaleAfterDuration()
 	opts.MaxDepth = g.cfg.PathDepth()
+	opts.MaxPaths = g.cfg.PathBudget()
 	opts.PodSecurityDefault = g.cfg.PodSecurityDefault()
 	opts.Environments = g.cfg.EnvironmentList()
 	if g.base != nil {

@@ -40,6 +40,7 @@ type inputOptions struct {
 type analysisOptions struct {
 	noBootstrap        bool
 	maxDepth           int
+	maxPaths           int
 	podSecurityDefault string
 }
 
@@ -62,6 +63,7 @@ func (o *analysisOptions) addFlags(f *pflag.FlagSet) {
 // serve, which never reads manifests.
 func (o *analysisOptions) addPathFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.maxDepth, "max-depth", 0, fmt.Sprintf("longest chain of steps followed from a subject to a Secret, 1 to %d (default %d, or the config's paths.maxDepth)", config.MaxPathDepth, paths.DefaultMaxDepth))
+	f.IntVar(&o.maxPaths, "max-paths", 0, fmt.Sprintf("budget of the indirect-path search, in recorded paths, about 20 bytes of memory each; past it only direct readers are reported (default %d, or the config's paths.maxPaths)", paths.DefaultMaxHits))
 	f.StringVar(&o.podSecurityDefault, "pod-security-default", "", "Pod Security level of namespaces without a pod-security.kubernetes.io/enforce label: "+strings.Join(config.PodSecurityLevels, ", ")+" (default privileged, or the config's paths.podSecurityDefault)")
 }
 
@@ -69,6 +71,9 @@ func (o *analysisOptions) addPathFlags(f *pflag.FlagSet) {
 func (o *analysisOptions) check() error {
 	if o.maxDepth != 0 && (o.maxDepth < 1 || o.maxDepth > config.MaxPathDepth) {
 		return usageError("--max-depth: must be from 1 to %d, not %d", config.MaxPathDepth, o.maxDepth)
+	}
+	if o.maxPaths < 0 {
+		return usageError("--max-paths: must be positive, or 0 for the default, not %d", o.maxPaths)
 	}
 	if o.podSecurityDefault != "" && !contains(config.PodSecurityLevels, o.podSecurityDefault) {
 		return usageError("--pod-security-default: %q is not a Pod Security level (want one of %s)", o.podSecurityDefault, strings.Join(config.PodSecurityLevels, ", "))
@@ -90,6 +95,9 @@ func (o *analysisOptions) options(gt *gate) audit.Options {
 	// Flags win over the config.
 	if o.maxDepth != 0 {
 		opts.MaxDepth = o.maxDepth
+	}
+	if o.maxPaths != 0 {
+		opts.MaxPaths = o.maxPaths
 	}
 	if o.podSecurityDefault != "" {
 		opts.PodSecurityDefault = o.podSecurityDefault

@@ -81,6 +81,9 @@ type Environment struct {
 type Paths struct {
 	// MaxDepth is the longest chain followed, in steps.
 	MaxDepth *int `json:"maxDepth,omitempty"`
+	// MaxPaths is the search's budget, in recorded paths: past it the
+	// analysis reports direct readers only. Memory grows with it.
+	MaxPaths *int `json:"maxPaths,omitempty"`
 	// PodSecurityDefault is the Pod Security level of namespaces without
 	// a pod-security.kubernetes.io/enforce label: the cluster's admission
 	// configuration default (privileged unless it says otherwise).
@@ -205,6 +208,15 @@ func (c *Config) PathDepth() int {
 		return 0
 	}
 	return *c.Paths.MaxDepth
+}
+
+// PathBudget returns paths.maxPaths, or 0 when unset (the analysis's
+// default, paths.DefaultMaxHits).
+func (c *Config) PathBudget() int {
+	if c == nil || c.Paths.MaxPaths == nil {
+		return 0
+	}
+	return *c.Paths.MaxPaths
 }
 
 // PodSecurityDefault returns paths.podSecurityDefault, or "" when unset.

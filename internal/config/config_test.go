@@ -38,6 +38,12 @@ func TestExampleIsValid(t *testing.T) {
 	if got := c.ManyPrincipalsLimit(); got != 10 {
 		t.Errorf("ManyPrincipalsLimit() = %d, want 10", got)
 	}
+	if got := c.PathDepth(); got != 4 {
+		t.Errorf("PathDepth() = %d, want 4", got)
+	}
+	if got := c.PathBudget(); got != 20_000_000 {
+		t.Errorf("PathBudget() = %d, want 20000000", got)
+	}
 	if got := c.StaleAfterDuration(); got != 90*24*time.Hour {
 		t.Errorf("StaleAfterDuration() = %v, want 90 days", got)
 	}
@@ -323,18 +329,29 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestPathsSettings(t *testing.T) {
-	c, err := Parse("k.yaml", []byte("apiVersion: keyhole.io/v1alpha1\nkind: Config\npaths:\n  maxDepth: 6\n  podSecurityDefault: baseline\n"))
+	c, err := Parse("k.yaml", []byte("apiVersion: keyhole.io/v1alpha1\nkind: Config\npaths:\n  maxDepth: 6\n  maxPaths: 50000000\n  podSecurityDefault: baseline\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PathDepth() != 6 || c.PodSecurityDefault() != "baseline" {
-		t.Errorf("paths: depth %d, default %q", c.PathDepth(), c.PodSecurityDefault())
+	if c.PathDepth() != 6 || c.PathBudget() != 50_000_000 || c.PodSecurityDefault() != "baseline" {
+		t.Errorf("paths: depth %d, budget %d, default %q", c.PathDepth(), c.PathBudget(), c.PodSecurityDefault())
+	}
+	var unset *Config
+	if unset.PathBudget() != 0 {
+		t.Errorf("no config: budget %d, want 0 (the analysis's default)", unset.PathBudget())
+	}
+	if c, err := Parse("k.yaml", []byte(header)); err != nil || c.PathBudget() != 0 {
+		t.Errorf("no paths.maxPaths: budget %d (%v), want 0 (the analysis's default)", c.PathBudget(), err)
 	}
 	for doc, want := range map[string]string{
 		"paths:\n  maxDepth: 0\n":                "k.yaml:4:3: paths.maxDepth: must be from 1 to 10, not 0",
 		"paths:\n  maxDepth: 11\n":               "k.yaml:4:3: paths.maxDepth: must be from 1 to 10, not 11",
 		"paths:\n  podSecurityDefault: strict\n": `k.yaml:4:3: paths.podSecurityDefault: "strict" is not a Pod Security level: want one of privileged, baseline, restricted`,
 		"paths:\n  maxdepth: 3\n":                `k.yaml:4:3: paths.maxdepth: unknown field: did you mean "maxDepth"? (names are case-sensitive)`,
+		"paths:\n  maxPaths: 0\n":                "k.yaml:4:3: paths.maxPaths: must be at least 1, not 0",
+		"paths:\n  maxPaths: -20\n":              "k.yaml:4:3: paths.maxPaths: must be at least 1, not -20",
+		"paths:\n  maxPaths: 1.5\n":              "k.yaml:4:13: paths.maxPaths: want a whole number, not the number 1.5",
+		"paths:\n  maxpaths: 3\n":                `k.yaml:4:3: paths.maxpaths: unknown field: did you mean "maxPaths"? (names are case-sensitive)`,
 	} {
 		_, err := Parse("k.yaml", []byte("apiVersion: keyhole.io/v1alpha1\nkind: Config\n"+doc))
 		if err == nil || err.Error() != want {

@@ -55,6 +55,9 @@ func (d *decoder) validate(c *Config) {
 	if m := c.Paths.MaxDepth; m != nil && (*m < 1 || *m > MaxPathDepth) {
 		d.problem("paths.maxDepth", d.at("paths.maxDepth"), "must be from 1 to %d, not %d", MaxPathDepth, *m)
 	}
+	if m := c.Paths.MaxPaths; m != nil && *m < 1 {
+		d.problem("paths.maxPaths", d.at("paths.maxPaths"), "must be at least 1, not %d", *m)
+	}
 	if l := c.Paths.PodSecurityDefault; l != "" && !slices.Contains(PodSecurityLevels, l) {
 		d.problem("paths.podSecurityDefault", d.at("paths.podSecurityDefault"), "%q is not a Pod Security level: want one of %s", l, strings.Join(PodSecurityLevels, ", "))
 	}

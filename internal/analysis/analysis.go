@@ -103,6 +103,7 @@ func RunWith(in Input, opts Options, acc *Access) *report.Report {
 	}
 	ix, res := acc.index, acc.result
 	if res.Exceeded() {
+		r.Coverage.IndirectStopped = true
 		budget := acc.paths.MaxHits
 		if budget <= 0 {
 			budget = paths.DefaultMaxHits

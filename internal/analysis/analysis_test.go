@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -202,7 +203,9 @@ func exposureWith(s rbac.Subject) exposure.Options {
 }
 
 // TestIndirectBudget: when the search for indirect paths passes its
-// budget, the report says so and holds the direct readers only.
+// budget, the report says so, in a note for people and in
+// coverage.indirectStopped for the metrics, and holds the direct readers
+// only. A search that finishes sets neither.
 func TestIndirectBudget(t *testing.T) {
 	objs := append(world(),
 		&rbacv1.Role{ObjectMeta: meta("a", "pods"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"create"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
@@ -219,15 +222,41 @@ func TestIndirectBudget(t *testing.T) {
 	if indirect(r) == 0 {
 		t.Fatal("the world has no indirect reader: the test checks nothing")
 	}
+	warned := func(r *report.Report) bool {
+		for _, note := range r.Coverage.NotAnalysed {
+			if strings.Contains(note, "indirect exposure not analysed") {
+				return true
+			}
+		}
+		return false
+	}
+	if r.Coverage.IndirectStopped || warned(r) {
+		t.Errorf("a search within its budget: indirectStopped %v, notes %v; want neither", r.Coverage.IndirectStopped, r.Coverage.NotAnalysed)
+	}
+	if b := coverageJSON(t, r); strings.Contains(b, "indirectStopped") {
+		t.Errorf("a search within its budget: coverage %s names indirectStopped", b)
+	}
 	r = Run(Input{Inventory: build(t, objs)}, Options{Paths: paths.Options{MaxHits: 1}})
 	if n := indirect(r); n != 0 {
 		t.Errorf("past the budget the report still lists %d indirect readers", n)
 	}
-	warned := false
-	for _, note := range r.Coverage.NotAnalysed {
-		warned = warned || strings.Contains(note, "indirect exposure not analysed")
-	}
-	if !warned {
+	if !warned(r) {
 		t.Errorf("the report does not say the indirect analysis stopped: %v", r.Coverage.NotAnalysed)
 	}
+	if !r.Coverage.IndirectStopped {
+		t.Error("past the budget coverage.indirectStopped is false")
+	}
+	if b := coverageJSON(t, r); !strings.Contains(b, `"indirectStopped":true`) {
+		t.Errorf("past the budget: coverage %s lacks \"indirectStopped\":true", b)
+	}
+}
+
+// coverageJSON is the report's coverage as the json format writes it.
+func coverageJSON(t *testing.T, r *report.Report) string {
+	t.Helper()
+	b, err := json.Marshal(r.Coverage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

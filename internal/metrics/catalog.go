@@ -75,6 +75,7 @@ const (
 	nameFindingsCluster     = "keyhole_findings_cluster"
 	nameEtcdEncryption      = "keyhole_etcd_encryption"
 	nameSecrets             = "keyhole_secrets"
+	nameIndirectComplete    = "keyhole_indirect_analysis_complete"
 	nameBuildInfo           = "keyhole_build_info"
 	nameAnalysisDuration    = "keyhole_analysis_duration_seconds"
 	nameLastAnalysis        = "keyhole_last_analysis_timestamp_seconds"
@@ -196,6 +197,13 @@ var Catalog = []Definition{
 		Help: "How the API server stores Secrets in etcd, from its own /metrics (docs/rules/KH601.md): one series, value 1, whose provider is " +
 			"identity (plain base64, not encrypted), aescbc, aesgcm, secretbox, kms-v1, kms-v2, other (a provider keyhole does not know), " +
 			"or unknown (/metrics forbidden or unreadable, or no Secret transformation reported yet). Re-read every --encryption-interval; absent before the first read.",
+		Cardinality: "1",
+	},
+	{
+		Name: nameIndirectComplete, Type: Gauge, Set: RollUp,
+		Help: "1 when the latest analysis followed indirect paths to Secrets (docs/paths.md) to the end; 0 when that search passed its budget " +
+			"(--max-paths, paths.maxPaths) and was stopped, so that readers, exposure, findings and the other findings metrics are those of direct reads only " +
+			"(the report's coverage.indirectStopped). A larger --max-paths lets the search finish, a lower --max-depth shortens it.",
 		Cardinality: "1",
 	},
 	{

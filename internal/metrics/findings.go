@@ -26,7 +26,7 @@ type Findings struct {
 	readerInfo                                                           *prometheus.Desc
 	crossEnvReaders                                                      *prometheus.Desc
 	findings, findingsCluster, secrets, gitPlaintext                     *prometheus.Desc
-	etcdEncryption                                                       *prometheus.Desc
+	etcdEncryption, indirectComplete                                     *prometheus.Desc
 	actualReaders, unusedReaders                                         *prometheus.Desc
 }
 
@@ -36,23 +36,24 @@ type Findings struct {
 // are called at every scrape.
 func NewFindings(latest func() *report.Report, exporting func() bool, opts Options) *Findings {
 	return &Findings{
-		latest:          latest,
-		exporting:       exporting,
-		opts:            opts,
-		secretReaders:   newDesc(nameSecretReaders),
-		secretScore:     newDesc(nameSecretExposureScore),
-		secretSeverity:  newDesc(nameSecretSeverity),
-		secretEnv:       newDesc(nameSecretEnvInjections),
-		secretManaged:   newDesc(nameSecretManaged),
-		readerInfo:      newDesc(nameSecretReaderInfo),
-		crossEnvReaders: newDesc(nameCrossEnvReaders),
-		findings:        newDesc(nameFindings),
-		findingsCluster: newDesc(nameFindingsCluster),
-		secrets:         newDesc(nameSecrets),
-		gitPlaintext:    newDesc(nameGitPlaintext),
-		etcdEncryption:  newDesc(nameEtcdEncryption),
-		actualReaders:   newDesc(nameSecretActualReaders),
-		unusedReaders:   newDesc(nameSecretUnusedReaders),
+		latest:           latest,
+		exporting:        exporting,
+		opts:             opts,
+		secretReaders:    newDesc(nameSecretReaders),
+		secretScore:      newDesc(nameSecretExposureScore),
+		secretSeverity:   newDesc(nameSecretSeverity),
+		secretEnv:        newDesc(nameSecretEnvInjections),
+		secretManaged:    newDesc(nameSecretManaged),
+		readerInfo:       newDesc(nameSecretReaderInfo),
+		crossEnvReaders:  newDesc(nameCrossEnvReaders),
+		findings:         newDesc(nameFindings),
+		findingsCluster:  newDesc(nameFindingsCluster),
+		secrets:          newDesc(nameSecrets),
+		gitPlaintext:     newDesc(nameGitPlaintext),
+		etcdEncryption:   newDesc(nameEtcdEncryption),
+		indirectComplete: newDesc(nameIndirectComplete),
+		actualReaders:    newDesc(nameSecretActualReaders),
+		unusedReaders:    newDesc(nameSecretUnusedReaders),
 	}
 }
 
@@ -69,6 +70,7 @@ func (f *Findings) Describe(ch chan<- *prometheus.Desc) {
 	ch <- f.secrets
 	ch <- f.gitPlaintext
 	ch <- f.etcdEncryption
+	ch <- f.indirectComplete
 	if f.opts.PerSecret {
 		ch <- f.secretReaders
 		ch <- f.secretScore
@@ -139,6 +141,14 @@ func (f *Findings) rollUps(ch chan<- prometheus.Metric, r *report.Report) {
 	if r.Posture != nil && r.Posture.EncryptionAtRest != nil {
 		gauge(ch, f.etcdEncryption, 1, labelValue(r.Posture.EncryptionAtRest.Provider))
 	}
+	// Always one series, so that a dashboard or an alert can tell a
+	// search that was stopped (0) from one that finished (1); every
+	// other findings metric looks the same either way.
+	complete := 1.0
+	if r.Coverage.IndirectStopped {
+		complete = 0
+	}
+	gauge(ch, f.indirectComplete, complete)
 }
 
 // gitRollUp emits keyhole_git_plaintext_secrets for each repository the

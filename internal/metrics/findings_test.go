@@ -118,7 +118,7 @@ func (h *holder) collector(opts Options) *Findings {
 	return NewFindings(h.report.Load, h.exporting.Load, opts)
 }
 
-const (
+var (
 	rollUpsWorld = `
 # HELP keyhole_findings ` + "Findings by the namespace of their object, rule and severity; namespace is empty for cluster-scoped objects. Suppressed findings (exemption annotation, baseline) are not counted; a combination with no finding has no series." + `
 # TYPE keyhole_findings gauge
@@ -129,6 +129,9 @@ keyhole_findings{namespace="b",rule="KH102",severity="high"} 1
 # TYPE keyhole_findings_cluster gauge
 keyhole_findings_cluster{rule="KH102",severity="high"} 3
 keyhole_findings_cluster{rule="KH110",severity="critical"} 1
+# HELP keyhole_indirect_analysis_complete ` + definition(nameIndirectComplete).Help + `
+# TYPE keyhole_indirect_analysis_complete gauge
+keyhole_indirect_analysis_complete 1
 # HELP keyhole_secrets Secrets analysed, by namespace.
 # TYPE keyhole_secrets gauge
 keyhole_secrets{namespace="a"} 1
@@ -188,6 +191,9 @@ keyhole_findings{namespace="a",rule="KH102",severity="high"} 2
 # HELP keyhole_findings_cluster ` + definition(nameFindingsCluster).Help + `
 # TYPE keyhole_findings_cluster gauge
 keyhole_findings_cluster{rule="KH102",severity="high"} 2
+# HELP keyhole_indirect_analysis_complete ` + definition(nameIndirectComplete).Help + `
+# TYPE keyhole_indirect_analysis_complete gauge
+keyhole_indirect_analysis_complete 1
 # HELP keyhole_secrets Secrets analysed, by namespace.
 # TYPE keyhole_secrets gauge
 keyhole_secrets{namespace="a"} 1
@@ -309,9 +315,9 @@ var allowedLabels = map[string]bool{
 
 // TestFindingsCanary: no emitted label is outside the allowed names, and no
 // label value holds the canary, though the report carries it in a finding
-// message, a suppression reason and an exposure reason.
+// message, a suppression reason, an exposure reason and a coverage note.
 func TestFindingsCanary(t *testing.T) {
-	c := newHolder(withPosture(withGit(world()))).collector(Options{PerSecret: true, ReaderInfo: true})
+	c := newHolder(stopped(withPosture(withGit(world())))).collector(Options{PerSecret: true, ReaderInfo: true})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	families, err := reg.Gather()
@@ -393,7 +399,7 @@ func describe(c prometheus.Collector) []*prometheus.Desc {
 // sorting (see perSecret).
 func TestFindingsEmitSorted(t *testing.T) {
 	c := newHolder(largeReport(400)).collector(Options{PerSecret: true, ReaderInfo: true})
-	unordered := map[*prometheus.Desc]bool{c.findings: true, c.findingsCluster: true, c.secrets: true}
+	unordered := map[*prometheus.Desc]bool{c.findings: true, c.findingsCluster: true, c.secrets: true, c.indirectComplete: true}
 	ch := make(chan prometheus.Metric)
 	go func() {
 		c.Collect(ch)

@@ -43,6 +43,12 @@ type Coverage struct {
 	Sources     []SourceCoverage `json:"sources"`
 	NotAnalysed []string         `json:"notAnalysed"`
 	Authorizers string           `json:"authorizers"`
+	// IndirectStopped is set when the search for indirect paths passed
+	// its budget (--max-paths, paths.maxPaths) and was stopped: readers,
+	// exposure and findings are then those of direct reads only. It is
+	// the machine-readable twin of the warning in NotAnalysed, for the
+	// metrics (keyhole_indirect_analysis_complete) and other programs.
+	IndirectStopped bool `json:"indirectStopped,omitempty"`
 }
 
 // AuthorizersNote is the fixed statement of what the analysis can see.

@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // indirectStream is the stream of the second random source, "indirect" in
@@ -325,8 +326,9 @@ func (g *gen) tuneServiceAccounts() {
 // tunePods varies the pods: some do not mount a token, some mount a
 // projected volume (a token for another audience, sometimes with a
 // Secret), some take a whole Secret as environment, some pull with a
-// registry Secret, and in namespaces labelled privileged some run
-// privileged with the host's root mounted.
+// registry Secret, in namespaces labelled privileged some run
+// privileged with the host's root mounted, and in namespaces labelled
+// restricted all run as that level requires.
 func (g *gen) tunePods() {
 	for _, p := range g.podObjs {
 		n := g.nsByName[p.Namespace]
@@ -354,6 +356,9 @@ func (g *gen) tunePods() {
 		if len(n.registries) > 0 && g.chance(0.10) {
 			p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: pick(g.r, n.registries)})
 		}
+		if n.psa == psaRestricted {
+			restrict(p)
+		}
 		if n.psa == psaPrivileged && g.chance(0.25) {
 			privileged := true
 			c.SecurityContext = &corev1.SecurityContext{Privileged: &privileged}
@@ -361,6 +366,21 @@ func (g *gen) tunePods() {
 				VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
 			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "host-root", MountPath: "/host"})
 		}
+	}
+}
+
+// restrict gives a pod the security context the restricted Pod Security
+// level requires, so that an API server admits it to a namespace that
+// enforces that level, as a real cluster's would be. The analysis does
+// not read it.
+func restrict(p *corev1.Pod) {
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
 }
 

@@ -357,3 +357,45 @@ func TestIndirectRealistic(t *testing.T) {
 		t.Errorf("%d ClusterRoles impersonate any user", unrestricted)
 	}
 }
+
+// TestRestrictedPodsComply: an API server admits a pod to a namespace that
+// enforces the restricted Pod Security level only with the security
+// context that level requires, so every pod generated there has it
+// (KEYHOLE_BENCH_SERVE_INDIRECT loads these worlds into one).
+func TestRestrictedPodsComply(t *testing.T) {
+	size := synthetic.Scale(2_000)
+	size.Pods, size.Nodes, size.Indirect = 2_000, 20, true
+	objs := synthetic.Generate(1, size)
+	restricted := map[string]bool{}
+	for _, o := range objs {
+		if n, ok := o.(*corev1.Namespace); ok && n.Labels[synthetic.LabelPodSecurityEnforce] == "restricted" {
+			restricted[n.Name] = true
+		}
+	}
+	checked := 0
+	for _, o := range objs {
+		p, ok := o.(*corev1.Pod)
+		if !ok || !restricted[p.Namespace] {
+			continue
+		}
+		checked++
+		sc := p.Spec.SecurityContext
+		if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Fatalf("pod %s/%s in a restricted namespace: pod security context %+v", p.Namespace, p.Name, sc)
+		}
+		for _, c := range p.Spec.Containers {
+			csc := c.SecurityContext
+			if csc == nil || csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation ||
+				csc.Capabilities == nil || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(p.Spec.Volumes) > 0 && hasHostPath(p) {
+				t.Fatalf("pod %s/%s in a restricted namespace: container %s security context %+v", p.Namespace, p.Name, c.Name, csc)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no pod in a restricted namespace: the test proves nothing")
+	}
+}
+
+func hasHostPath(p *corev1.Pod) bool {
+	return slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil })
+}

@@ -43,7 +43,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
 
 	"github.com/keyhole-sec/keyhole/internal/inventory"
 )
@@ -838,21 +837,6 @@ func (g *gen) nodes() {
 	}
 }
 
-// restrict gives a pod the security context the restricted Pod Security
-// level requires, so that an API server admits it to a namespace that
-// enforces that level, as a real cluster's would be. The analysis does
-// not read it.
-func restrict(p *corev1.Pod) {
-	p.Spec.SecurityContext = &corev1.PodSecurityContext{
-		RunAsNonRoot:   ptr.To(true),
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
-		AllowPrivilegeEscalation: ptr.To(false),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
-}
-
 // pods run as one of their namespace's ServiceAccounts and mount or
 // inject up to two of its Secrets.
 func (g *gen) pods() {
@@ -865,9 +849,6 @@ func (g *gen) pods() {
 				ServiceAccountName: g.serviceAccount(n).Name,
 				Containers:         []corev1.Container{{Name: "main", Image: "registry.example.com/app:1.0"}},
 			},
-		}
-		if n.psa == "restricted" {
-			restrict(p)
 		}
 		if len(g.nodeObjs) > 0 {
 			p.Spec.NodeName = pick(g.r, g.nodeObjs).Name

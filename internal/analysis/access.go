@@ -18,8 +18,7 @@ import (
 // directly through RBAC (the resolved policy and its read index) and
 // through indirect paths (the identity graph and every subject's shortest
 // chains, paths.Result). NewAccess resolves the policy, indexes it and
-// runs the search; the result then assembles each namespace's and
-// Secret's readers when first asked and keeps them until Trim. RunWith
+// runs the search. RunWith
 // runs the rest of the analysis (assessing each Secret, the findings, the
 // workload, hygiene, git, audit-read and encryption rules) on an Access,
 // so that keyhole serve can reuse one while the cluster changes only in
@@ -59,12 +58,10 @@ import (
 // checks that.
 //
 // A kept Access keeps alive the inventory it was built from, the policy,
-// the index, the search's hits (up to paths.DefaultMaxHits of them) and
-// the reader lists assembled so far; Trim drops the lists, which are as
-// large as the search and cheaper to make again, and is what keyhole
-// serve keeps between analyses (docs/benchmarks.md measures both). It is
-// not safe for concurrent use: calls of RunWith on one Access must not
-// overlap.
+// the index and the search's hits (up to the search's budget of them),
+// but no reader list: RunWith assembles those on forks of the search
+// (paths.Result.Fork) and drops them once assessed. It is not safe for
+// concurrent use: calls of RunWith on one Access must not overlap.
 type Access struct {
 	aggregation rbac.AggregationMode
 	paths       paths.Options
@@ -79,15 +76,6 @@ func NewAccess(in Input, opts Options) *Access {
 	ix := rbac.NewReadIndex(policy)
 	po := pathOptions(in, opts)
 	return &Access{aggregation: in.Aggregation, paths: po, policy: policy, index: ix, result: paths.Analyze(policy, ix, po)}
-}
-
-// Trim drops the reader lists the stage assembled for an analysis,
-// keeping the policy, the index and the search (paths.Result.Trim): what
-// keyhole serve keeps between analyses.
-func (acc *Access) Trim() {
-	if acc.result != nil {
-		acc.result.Trim()
-	}
 }
 
 // pathOptions are the indirect-path options of an analysis of in.

@@ -224,11 +224,6 @@ func TestAccessReuse(t *testing.T) {
 			if got := reportJSON(t, RunWith(newIn, opts, NewAccess(oldIn, opts))); got != want {
 				t.Errorf("the report on an unused Access of the old world differs from the full one:\n%s", firstDiff(got, want))
 			}
-			// What keyhole serve keeps: the search, without the lists.
-			used.Trim()
-			if got := reportJSON(t, RunWith(newIn, opts, used)); got != want {
-				t.Errorf("the report on a trimmed reused Access differs from the full one:\n%s", firstDiff(got, want))
-			}
 			if !strings.Contains(want, "KH401") {
 				t.Error("no ConfigMap credential finding: the ConfigMap rules did not run on the new world")
 			}

@@ -54,9 +54,6 @@ func (l *accessLog) keep(acc *analysis.Access) {
 	if l.drop {
 		return
 	}
-	// Only the search is worth its memory between analyses: the reader
-	// lists assembled from it are as large, and cheaper to make again.
-	acc.Trim()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.why == "" {

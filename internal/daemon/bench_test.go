@@ -42,9 +42,8 @@ const serveBenchSeed = 1
 //   - reuse-s: the analysis after a new ConfigMap, which reuses the
 //     access stage (analysis.Access) kept from the previous one;
 //   - scrape-s and series: one GET of /metrics with per-Secret series on;
-//   - rss-MiB: the resident set after those analyses, with the trimmed
-//     access stage kept (VmRSS), and peak-rss-MiB, the highest it was
-//     (VmHWM).
+//   - rss-MiB: the resident set after those analyses, with the access
+//     stage kept (VmRSS), and peak-rss-MiB, the highest it was (VmHWM).
 //
 // The table logged at the end compares the two ways. Compare ratios
 // within one run: absolute times depend on the machine and its load.

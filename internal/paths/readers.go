@@ -200,7 +200,7 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	}
 	r := &Result{g: g, s: s, secretTerms: map[nsName][]int32{}, grantsByName: map[string][]int32{},
 		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, subjects: map[rbac.Subject]int32{}, verbs: map[rbac.Verbs][]string{}}
-	r.Trim()
+	r.resetLists()
 	r.indexSources()
 	for id, hits := range s.reached {
 		if len(hits) > 0 && g.ids[id].kind == idGrant {
@@ -216,11 +216,9 @@ func analyze(p *rbac.Policy, ix *rbac.ReadIndex, opts Options, noShortcuts bool)
 	return r
 }
 
-// Trim drops the reader lists assembled so far and what they were built
-// from, keeping the graph and the search: a Result kept from one analysis
-// for the next then holds little more than the search, and assembles the
-// lists again when asked.
-func (r *Result) Trim() {
+// resetLists starts the reader lists and what they are built from
+// afresh, keeping the graph and the search.
+func (r *Result) resetLists() {
 	r.nsCache = map[nsCombo]*nsReaders{}
 	r.termCands = map[int32][]candidate{}
 	r.narrowCands = map[int32][]candidate{}
@@ -242,7 +240,7 @@ func (r *Result) Fork() *Result {
 	f := &Result{g: r.g, s: r.s, secretTerms: r.secretTerms, grantReaders: r.grantReaders, grantsByName: r.grantsByName,
 		finals: map[finalKey]finalID{}, finalSteps: []Step{{}}, subjects: maps.Clone(r.subjects), verbs: map[rbac.Verbs][]string{},
 		srcSubject: r.srcSubject, srcMembers: r.srcMembers, srcRank: r.srcRank}
-	f.Trim()
+	f.resetLists()
 	return f
 }
 

@@ -102,6 +102,8 @@ func runAudit(ctx context.Context, g *globals, o *auditOptions, stdin io.Reader,
 	switch {
 	case len(rep.Errors) > 0:
 		return &exitError{code: ExitError, err: fmt.Errorf("%d input error(s): the report covers everything else", len(rep.Errors))}
+	case rep.Coverage.IndirectStopped:
+		return stoppedError("the report", rep)
 	case failing(rep, threshold) > 0:
 		return &exitError{code: ExitFindings, err: fmt.Errorf("%d finding(s) at or above %s", failing(rep, threshold), threshold)}
 	}

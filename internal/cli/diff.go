@@ -148,6 +148,10 @@ func runDiff(ctx context.Context, g *globals, o *diffOptions, stdout io.Writer) 
 	switch {
 	case len(d.Errors) > 0:
 		return &exitError{code: ExitError, err: fmt.Errorf("%d input error(s): the diff covers everything else", len(d.Errors))}
+	case baseRep.Coverage.IndirectStopped:
+		return stoppedError("the diff's base", baseRep)
+	case headRep.Coverage.IndirectStopped:
+		return stoppedError("the diff's head", headRep)
 	case o.failOnIncrease != "":
 		if up := d.Increases(threshold); len(up) > 0 {
 			return &exitError{code: ExitFindings, err: fmt.Errorf("exposure increased on %d Secret(s) at or above %s at head", len(up), threshold)}

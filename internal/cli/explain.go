@@ -117,7 +117,7 @@ func runExplainSecret(ctx context.Context, g *globals, o *explainOptions, arg st
 	if n := len(rep.Errors); n > 0 {
 		return &exitError{code: ExitError, err: fmt.Errorf("%d input error(s): the explanation covers everything else", n)}
 	}
-	return nil
+	return stoppedError("the explanation", rep)
 }
 
 func findSecret(rep *report.Report, namespace, name string) *report.Secret {

@@ -67,6 +67,17 @@ func (o *analysisOptions) addPathFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.podSecurityDefault, "pod-security-default", "", "Pod Security level of namespaces without a pod-security.kubernetes.io/enforce label: "+strings.Join(config.PodSecurityLevels, ", ")+" (default privileged, or the config's paths.podSecurityDefault)")
 }
 
+// stoppedError is the error of a command whose report's indirect-path
+// search passed its budget: what it wrote holds direct readers only, so
+// it must not pass a gate as if complete. what names the output ("the
+// report"); nil when the search finished.
+func stoppedError(what string, rep *report.Report) error {
+	if !rep.Coverage.IndirectStopped {
+		return nil
+	}
+	return &exitError{code: ExitError, err: fmt.Errorf("the indirect-path search passed its budget: %s holds direct readers only; a larger --max-paths (paths.maxPaths) lets it finish, a lower --max-depth shortens it", what)}
+}
+
 // checkAnalysis rejects out-of-range analysis flags.
 func (o *analysisOptions) check() error {
 	if o.maxDepth != 0 && (o.maxDepth < 1 || o.maxDepth > config.MaxPathDepth) {

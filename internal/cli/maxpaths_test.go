@@ -2,10 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/keyhole-sec/keyhole/internal/config"
+	"github.com/keyhole-sec/keyhole/internal/diff"
 	"github.com/keyhole-sec/keyhole/internal/paths"
 	"github.com/keyhole-sec/keyhole/internal/report"
 )
@@ -39,21 +41,28 @@ func budgetNotes(r *report.Report) []string {
 	return out
 }
 
+// stoppedMessage is what a command says on stderr when the search passed
+// its budget.
+const stoppedMessage = "the indirect-path search passed its budget"
+
 // TestMaxPaths: --max-paths and the config's paths.maxPaths reach the
 // indirect-path search. Past the budget the report holds the direct
-// readers only and says so, naming the budget and how to raise it; the
-// flag wins over the config.
+// readers only and says so, naming the budget and how to raise it, and
+// the audit exits 2 after writing it; the flag wins over the config.
 func TestMaxPaths(t *testing.T) {
 	t.Chdir(repoRoot)
+	var code int
+	var stderr string
 	audit := func(args ...string) *report.Report {
 		t.Helper()
-		code, out, stderr := run(t, "", append([]string{"audit", "--manifests", "testdata/demo", "-o", "json"}, args...)...)
-		if code == ExitError {
-			t.Fatalf("audit %v: exit %d; stderr:\n%s", args, code, stderr)
-		}
+		var out string
+		code, out, stderr = run(t, "", append([]string{"audit", "--manifests", "testdata/demo", "-o", "json"}, args...)...)
 		return decodeReport(t, out)
 	}
 	full := audit()
+	if code == ExitError {
+		t.Fatalf("audit: exit %d; stderr:\n%s", code, stderr)
+	}
 	direct, indirect := readerCounts(full)
 	if indirect == 0 || direct == 0 {
 		t.Fatalf("the demo has %d direct and %d indirect readers: the test checks nothing", direct, indirect)
@@ -85,10 +94,19 @@ func TestMaxPaths(t *testing.T) {
 				t.Errorf("%d direct readers, want %d: the budget only drops indirect ones", d, direct)
 			}
 			if !tc.stopped {
-				if i != indirect || len(notes) != 0 {
-					t.Errorf("%d indirect readers (want %d), notes %q: the search should have finished", i, indirect, notes)
+				if i != indirect || len(notes) != 0 || r.Coverage.IndirectStopped {
+					t.Errorf("%d indirect readers (want %d), notes %q, stopped %v: the search should have finished", i, indirect, notes, r.Coverage.IndirectStopped)
+				}
+				if code == ExitError || strings.Contains(stderr, stoppedMessage) {
+					t.Errorf("exit %d; stderr:\n%s", code, stderr)
 				}
 				return
+			}
+			if code != ExitError || !strings.Contains(stderr, stoppedMessage) || !strings.Contains(stderr, "--max-paths") {
+				t.Errorf("exit %d, want %d with a message that the search stopped; stderr:\n%s", code, ExitError, stderr)
+			}
+			if !r.Coverage.IndirectStopped {
+				t.Error("coverage.indirectStopped is not set")
 			}
 			if i != 0 {
 				t.Errorf("past the budget the report still lists %d indirect readers", i)
@@ -105,6 +123,38 @@ func TestMaxPaths(t *testing.T) {
 				t.Errorf("note %q is more than one line", notes[0])
 			}
 		})
+	}
+}
+
+// TestMaxPathsGatesEveryCommand: explain and audit diff exit 2 when a
+// search they ran stopped at its budget, after writing their output,
+// and the diff says which side stopped; with the default budget the
+// demo's explanation and diff exit 0.
+func TestMaxPathsGatesEveryCommand(t *testing.T) {
+	t.Chdir(repoRoot)
+	explain := []string{"explain", "secret", "payments/db-credentials", "--manifests", "testdata/demo"}
+	diffArgs := []string{"audit", "diff", "--base", "testdata/demo", "--head", "testdata/demo", "--format", "json"}
+	for _, args := range [][]string{explain, diffArgs} {
+		if code, out, stderr := run(t, "", args...); code != 0 || out == "" {
+			t.Errorf("%v: exit %d, output %d bytes, want 0 with output; stderr:\n%s", args, code, len(out), stderr)
+		}
+		code, out, stderr := run(t, "", append(args, "--max-paths", "1")...)
+		if code != ExitError || !strings.Contains(stderr, stoppedMessage) {
+			t.Errorf("%v --max-paths 1: exit %d, want %d saying the search stopped; stderr:\n%s", args, code, ExitError, stderr)
+		}
+		if out == "" {
+			t.Errorf("%v --max-paths 1: no output: it is written before the exit code is decided", args)
+		}
+		if args[0] != "audit" {
+			continue
+		}
+		var d diff.Diff
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			t.Fatalf("diff output: %v", err)
+		}
+		if !d.Base.IndirectStopped || !d.Head.IndirectStopped || !strings.Contains(stderr, "the diff's base") {
+			t.Errorf("base stopped %v, head stopped %v, want both, the message naming base first; stderr:\n%s", d.Base.IndirectStopped, d.Head.IndirectStopped, stderr)
+		}
 	}
 }
 

@@ -176,6 +176,7 @@ func TestDashboard(t *testing.T) {
 		"keyhole_etcd_encryption",           // encryption at rest of Secrets
 		"keyhole_secret_actual_readers",     // could read vs did read
 		"keyhole_secret_unused_readers",
+		"keyhole_indirect_analysis_complete", // readers of direct reads only
 	} {
 		if !used[m] {
 			t.Errorf("no panel queries %s", m)

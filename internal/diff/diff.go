@@ -59,6 +59,10 @@ type Side struct {
 	// NotAnalysed repeats the audit's coverage notes, so that nothing
 	// left out is left out silently.
 	NotAnalysed []string `json:"notAnalysed"`
+	// IndirectStopped is set when this side's search for indirect paths
+	// passed its budget: its readers are direct ones only, so readers
+	// the other side reaches indirectly show as added or removed.
+	IndirectStopped bool `json:"indirectStopped,omitempty"`
 }
 
 // Summary counts the changes.
@@ -126,12 +130,14 @@ type Error struct {
 }
 
 // Compare diffs two reports. base and head describe the sides; their
-// Secrets are counted and the reports' coverage notes are added to their
-// NotAnalysed.
+// Secrets are counted, the reports' coverage notes are added to their
+// NotAnalysed, and IndirectStopped repeats whether their indirect search
+// stopped.
 func Compare(baseRep, headRep *report.Report, base, head Side, tool report.Tool) *Diff {
 	base.Secrets, head.Secrets = len(baseRep.Secrets), len(headRep.Secrets)
 	base.NotAnalysed = append(append([]string{}, base.NotAnalysed...), baseRep.Coverage.NotAnalysed...)
 	head.NotAnalysed = append(append([]string{}, head.NotAnalysed...), headRep.Coverage.NotAnalysed...)
+	base.IndirectStopped, head.IndirectStopped = baseRep.Coverage.IndirectStopped, headRep.Coverage.IndirectStopped
 	d := &Diff{APIVersion: APIVersion, Kind: Kind, Tool: tool, Base: base, Head: head, Secrets: []Secret{}, Errors: []Error{}}
 	for _, e := range baseRep.Errors {
 		d.Errors = append(d.Errors, Error{Side: "base", Error: e})

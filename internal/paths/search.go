@@ -3,6 +3,7 @@ package paths
 import (
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -173,6 +174,12 @@ type searcher struct {
 	// positive) they stop and exceeded is set.
 	hits, budget int
 	exceeded     bool
+	// joinFrom is what the join started from: the hits recorded before
+	// it, and joinBound's lower bound of those it adds.
+	joinFrom struct {
+		hits  int
+		bound int64
+	}
 
 	// arrivals lists, per source, the hubs its search got to.
 	arrivals [][]arrival
@@ -651,6 +658,13 @@ type joined struct {
 // runs joined in parallel, each into lists of its own: a target's lists,
 // taken in run order, are then sorted by source as one.
 func (s *searcher) join() {
+	s.joinFrom.hits, s.joinFrom.bound = s.hits, s.joinBound()
+	if s.budget > 0 && int64(s.hits)+s.joinFrom.bound > int64(s.budget) {
+		// The join would pass the budget too, only later: give up now,
+		// before it allocates its lists.
+		s.hits += int(s.joinFrom.bound)
+		return
+	}
 	runs := min(runtime.GOMAXPROCS(0), 4, max(1, len(s.sources)/64))
 	parts := make([]*joinRun, runs)
 	var hits atomic.Int64
@@ -753,6 +767,32 @@ func (j *joinRun) run() {
 			return // join gives up on the whole search
 		}
 	}
+}
+
+// joinBound returns a lower bound of the hits join adds: a source is
+// offered every target of a hub's lists it can follow, and targets are
+// distinct within a list, so it gets at least as many identities, and as
+// many terminals, as the longest such list of any hub it reaches.
+func (s *searcher) joinBound() int64 {
+	var total int64
+	for src, arrs := range s.arrivals {
+		limit := s.limitOf(int32(src))
+		ids, terms := 0, 0
+		for _, a := range arrs {
+			hs := s.hubs[a.hub]
+			k := s.clen(a.chain)
+			ids = max(ids, followable(hs.idList, k, limit, false))
+			terms = max(terms, followable(hs.termList, k, limit, true))
+		}
+		total += int64(ids + terms)
+	}
+	return total
+}
+
+// followable returns how many routes of list, shortest first, a source
+// that got to the hub in k steps can follow within limit.
+func followable(list []hubTarget, k, limit int, term bool) int {
+	return sort.Search(len(list), func(i int) bool { return !within(k+list[i].n, limit, term) })
 }
 
 // concatHits returns the lists one after the other, copying only when

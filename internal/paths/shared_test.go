@@ -3,6 +3,7 @@ package paths
 import (
 	"testing"
 
+	"github.com/keyhole-sec/keyhole/internal/inventory"
 	"github.com/keyhole-sec/keyhole/internal/rbac"
 	"github.com/keyhole-sec/keyhole/internal/synthetic"
 )
@@ -170,45 +171,86 @@ func TestReadersAreComplete(t *testing.T) {
 // exactly as the full search finds them, subject for subject and step
 // count for step count.
 func TestShortcutsLoseNothing(t *testing.T) {
+	forGeneratedWorlds(func(seed int64, offline bool, inv *inventory.Inventory, mode rbac.AggregationMode) {
+		readersOf := func(noShortcuts bool) map[string]int {
+			p := rbac.NewPolicy(inv, mode)
+			res := analyze(p, rbac.NewReadIndex(p), Options{Offline: offline}, noShortcuts)
+			out := map[string]int{}
+			for _, sec := range inv.Secrets {
+				for r := range res.Readers(sec).All() {
+					out[sec.Namespace+"/"+sec.Name+" "+r.Subject.String()] = len(r.Steps)
+				}
+			}
+			return out
+		}
+		fast, full := readersOf(false), readersOf(true)
+		diffs := 0
+		for k, n := range full {
+			if m, ok := fast[k]; !ok || m != n {
+				if diffs++; diffs <= 10 {
+					t.Errorf("seed %d offline %v: %s reads in %d steps, with shortcuts %v (%d)", seed, offline, k, n, ok, m)
+				}
+			}
+		}
+		for k := range fast {
+			if _, ok := full[k]; !ok {
+				if diffs++; diffs <= 10 {
+					t.Errorf("seed %d offline %v: %s reads only with shortcuts", seed, offline, k)
+				}
+			}
+		}
+		if len(full) == 0 {
+			t.Fatal("no readers: the test compares nothing")
+		}
+	})
+}
+
+// forGeneratedWorlds calls f with each generated world the search's tests
+// share: seeds 1 to 3, each read live and offline.
+func forGeneratedWorlds(f func(seed int64, offline bool, inv *inventory.Inventory, mode rbac.AggregationMode)) {
 	for seed := int64(1); seed <= 3; seed++ {
 		for _, offline := range []bool{false, true} {
 			size := synthetic.Scale(1000)
 			size.Pods, size.Nodes, size.Indirect = 2000, 20, true
-			inv := synthetic.Build(seed, size)
 			mode := rbac.AggregationStored
 			if offline {
 				mode = rbac.AggregationComputed
 			}
-			readersOf := func(noShortcuts bool) map[string]int {
-				p := rbac.NewPolicy(inv, mode)
-				res := analyze(p, rbac.NewReadIndex(p), Options{Offline: offline}, noShortcuts)
-				out := map[string]int{}
-				for _, sec := range inv.Secrets {
-					for r := range res.Readers(sec).All() {
-						out[sec.Namespace+"/"+sec.Name+" "+r.Subject.String()] = len(r.Steps)
-					}
-				}
-				return out
-			}
-			fast, full := readersOf(false), readersOf(true)
-			diffs := 0
-			for k, n := range full {
-				if m, ok := fast[k]; !ok || m != n {
-					if diffs++; diffs <= 10 {
-						t.Errorf("seed %d offline %v: %s reads in %d steps, with shortcuts %v (%d)", seed, offline, k, n, ok, m)
-					}
-				}
-			}
-			for k := range fast {
-				if _, ok := full[k]; !ok {
-					if diffs++; diffs <= 10 {
-						t.Errorf("seed %d offline %v: %s reads only with shortcuts", seed, offline, k)
-					}
-				}
-			}
-			if len(full) == 0 {
-				t.Fatal("no readers: the test compares nothing")
-			}
+			f(seed, offline, synthetic.Build(seed, size), mode)
 		}
 	}
+}
+
+// TestJoinGivesUpOnlyPastTheBudget: the join gives up before it starts
+// when joinBound shows it would pass the budget, and joinBound is a lower
+// bound of what it adds. So a search is stopped exactly when the hits of
+// the whole search exceed the budget, whichever step finds out: in
+// generated worlds, budgets just below and at the join's bound, and just
+// below and at the full count, stop it or not as the full count says.
+func TestJoinGivesUpOnlyPastTheBudget(t *testing.T) {
+	forGeneratedWorlds(func(seed int64, offline bool, inv *inventory.Inventory, mode rbac.AggregationMode) {
+		p := rbac.NewPolicy(inv, mode)
+		ix := rbac.NewReadIndex(p)
+		run := func(budget int) *searcher {
+			return analyze(p, ix, Options{Offline: offline, MaxHits: budget}, false).s
+		}
+		all := run(1 << 40)
+		total, from, bound := all.hits, all.joinFrom.hits, all.joinFrom.bound
+		if all.exceeded || bound == 0 {
+			t.Fatalf("seed %d offline %v: exceeded %v, join bound %d: the test checks nothing", seed, offline, all.exceeded, bound)
+		}
+		if int64(from)+bound > int64(total) {
+			t.Fatalf("seed %d offline %v: %d hits before the join and a bound of %d exceed the %d of the whole search", seed, offline, from, bound, total)
+		}
+		early := int(int64(from) + bound - 1)
+		for _, budget := range []int{early, early + 1, total - 1, total} {
+			s := run(budget)
+			if want := total > budget; s.exceeded != want {
+				t.Errorf("seed %d offline %v budget %d: exceeded %v, want %v (%d hits in all)", seed, offline, budget, s.exceeded, want, total)
+			}
+			if budget == early && s.hits != early+1 {
+				t.Errorf("seed %d offline %v budget %d: %d hits, want the join to give up at once with %d", seed, offline, budget, s.hits, early+1)
+			}
+		}
+	})
 }

@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"log/slog"
+	"math"
+	"runtime/debug"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
@@ -42,6 +46,8 @@ type serveOptions struct {
 	authCacheTTL   time.Duration
 	audit          daemon.AuditLog
 	keepAccess     bool
+	autoMemLimit   bool
+	memLimitRatio  float64
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -85,7 +91,9 @@ twice. SIGTERM drains in-flight requests and releases the Lease.`,
 	f.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web configuration file: TLS and basic authentication")
 	f.StringVar(&o.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
 	f.DurationVar(&o.debounce, "debounce", daemon.DefaultDebounce, "quiet time after a change before the analysis reruns")
-	f.BoolVar(&o.keepAccess, "analysis.keep-access", true, "keep the access stage (RBAC and the indirect-path search) between analyses and reuse it while nothing it reads changes: fast analyses after changes of ConfigMaps or Secret metadata, for the memory the stage holds (docs/benchmarks.md); false holds only the report")
+	f.BoolVar(&o.keepAccess, "analysis.keep-access", false, "keep the access stage (RBAC and the indirect-path search) between analyses and reuse it while nothing it reads changes: faster analyses after changes of ConfigMaps or Secret metadata, for the memory the stage holds, about as much again as the daemon holds without it (docs/benchmarks.md)")
+	f.BoolVar(&o.autoMemLimit, "auto-gomemlimit", true, "set the Go runtime's soft memory limit (GOMEMLIMIT) to --auto-gomemlimit.ratio of the container's memory limit (cgroup), as Prometheus does, so that the collector works harder before the limit kills the pod; an explicit GOMEMLIMIT wins, and AUTOMEMLIMIT=off turns it off")
+	f.Float64Var(&o.memLimitRatio, "auto-gomemlimit.ratio", defaultMemLimitRatio, "the share of the container's memory limit --auto-gomemlimit gives the Go runtime, in (0, 1]")
 	f.BoolVar(&o.perSecret, "metrics.per-secret", true, "export per-Secret series (turn off for very large clusters; roll-ups stay)")
 	f.BoolVar(&o.readerInfo, "metrics.reader-info", false, "export keyhole_secret_reader_info, one series per Secret and reader (high cardinality)")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader through a coordination.k8s.io Lease; only the leader exports findings metrics")
@@ -108,6 +116,12 @@ twice. SIGTERM drains in-flight requests and releases the Lease.`,
 func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	if err := o.analysis.check(); err != nil {
 		return err
+	}
+	if !(o.memLimitRatio > 0 && o.memLimitRatio <= 1) {
+		return usageError("--auto-gomemlimit.ratio: must be in (0, 1], not %v", o.memLimitRatio)
+	}
+	if o.autoMemLimit {
+		setMemoryLimit(g.logger, o.memLimitRatio, memlimit.FromCgroup)
 	}
 	gt, err := o.gate.load()
 	if err != nil {
@@ -176,4 +190,24 @@ func addAuditFlags(f *pflag.FlagSet, a *daemon.AuditLog) {
 	f.IntVar(&a.MaxEntries, "audit-max-entries", auditlog.DefaultMaxEntries, "most (subject, Secret) pairs the audit summary keeps; the least recently read go first")
 	f.StringVar(&a.Namespace, "audit-namespace", "", "namespace of the ConfigMaps that keep the audit summary across restarts and replicas (default: the pod's namespace)")
 	f.DurationVar(&a.FlushInterval, "audit-flush-interval", auditevents.DefaultFlushInterval, "how often the audit summary is merged into its ConfigMaps")
+}
+
+// defaultMemLimitRatio is Prometheus's --auto-gomemlimit.ratio: room for
+// what the Go runtime does not count, such as the binary's pages.
+const defaultMemLimitRatio = 0.9
+
+// setMemoryLimit sets the Go runtime's soft memory limit to ratio of what
+// limit (the cgroup's, in production) reports, through automemlimit. No
+// limit leaves the runtime unlimited; a limit that cannot be read is
+// logged and leaves it as it was: the daemon runs either way.
+func setMemoryLimit(log *slog.Logger, ratio float64, limit memlimit.Provider) {
+	before := debug.SetMemoryLimit(-1)
+	set, err := memlimit.Set(memlimit.WithRatio(ratio), memlimit.WithProvider(limit))
+	if err != nil {
+		log.Warn("the container's memory limit could not be read; the Go runtime's soft memory limit is left as it was", "err", err)
+		return
+	}
+	if set != before && set < math.MaxInt64 {
+		log.Info("Go runtime soft memory limit set from the container's", "GOMEMLIMIT", set)
+	}
 }

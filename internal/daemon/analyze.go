@@ -55,6 +55,15 @@ func (d *daemon) analyzeLoop(ctx context.Context) {
 		default:
 		}
 		d.analyzeOnce(d.access.take())
+		// The analysis allocates several times the report it keeps, and
+		// the previous report is garbage now. Return that memory at once
+		// rather than hold the peak until the collector gets to it: a
+		// daemon's steady resident set is what its memory limit must
+		// cover. This runs once analyzeOnce has returned, so that its
+		// run (the inventory, and the access stage unless kept) is no
+		// longer live: counted live, it would set the collector's next
+		// goal, twice what is live, and scrapes would grow the heap to it.
+		debug.FreeOSMemory()
 		if !d.waitForQuiet(ctx) {
 			return
 		}
@@ -114,11 +123,6 @@ func (d *daemon) analyzeOnce(prev *analysis.Access, why string) {
 	if d.opts.analyzed != nil {
 		d.opts.analyzed(run)
 	}
-	// The analysis allocates several times the report it keeps, and the
-	// previous report is garbage now. Return that memory at once rather
-	// than hold the peak until the collector gets to it: a daemon's
-	// steady resident set is what its memory limit must cover.
-	debug.FreeOSMemory()
 	rep := snap.report
 	attrs := []any{"took", took.Round(time.Millisecond), "inventory_took", run.inventoryTook.Round(time.Millisecond), "secrets", len(rep.Secrets),
 		"findings", len(rep.Findings), "errors", len(rep.Errors), "first", first}

@@ -72,25 +72,29 @@ func trimMeta(o metav1.Object) {
 
 // trimPodSpec keeps what says which Secrets a pod takes and how: the
 // containers' env (literal values too: they are scanned for hard-coded
-// credentials), envFrom and volume mounts; the volumes; imagePullSecrets;
-// the ServiceAccount and whether its token is mounted; and the node.
-// Images, commands, resources, probes, security contexts, scheduling and
-// the rest are dropped.
+// credentials), envFrom and the names of the volumes they mount; the
+// volumes, as trimVolume leaves them; imagePullSecrets; the ServiceAccount
+// and whether its token is mounted; and the node. Images, commands,
+// resources, probes, security contexts, scheduling, mount paths and the
+// rest are dropped.
 func trimPodSpec(s *corev1.PodSpec) {
 	for i := range s.InitContainers {
 		c := &s.InitContainers[i]
 		// An init container that restarts always is a sidecar: it runs
 		// beside the others and can be exec'd into.
-		*c = corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: c.VolumeMounts, RestartPolicy: c.RestartPolicy}
+		*c = corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: trimMounts(c.VolumeMounts), RestartPolicy: c.RestartPolicy}
 	}
 	for i := range s.Containers {
 		c := &s.Containers[i]
-		*c = corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: c.VolumeMounts}
+		*c = corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: trimMounts(c.VolumeMounts)}
 	}
 	for i := range s.EphemeralContainers {
 		c := &s.EphemeralContainers[i].EphemeralContainerCommon
-		*c = corev1.EphemeralContainerCommon{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: c.VolumeMounts}
+		*c = corev1.EphemeralContainerCommon{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom, VolumeMounts: trimMounts(c.VolumeMounts)}
 		s.EphemeralContainers[i].TargetContainerName = ""
+	}
+	for i := range s.Volumes {
+		trimVolume(&s.Volumes[i])
 	}
 	*s = corev1.PodSpec{
 		Volumes:                      s.Volumes,
@@ -102,6 +106,38 @@ func trimPodSpec(s *corev1.PodSpec) {
 		AutomountServiceAccountToken: s.AutomountServiceAccountToken,
 		NodeName:                     s.NodeName,
 		ImagePullSecrets:             s.ImagePullSecrets,
+	}
+}
+
+// trimMounts keeps of each mount the volume's name: which volumes a
+// container mounts is what the analysis reads, not where.
+func trimMounts(ms []corev1.VolumeMount) []corev1.VolumeMount {
+	for i := range ms {
+		ms[i] = corev1.VolumeMount{Name: ms[i].Name}
+	}
+	return ms
+}
+
+// trimVolume keeps a volume's name and any source that can name a Secret
+// or carry a token (secret, the in-tree and CSI drivers' secret
+// references, a claim whose volume may name one). Of a projected volume
+// it keeps the Secret and ServiceAccount token sources: the ConfigMap and
+// downward API sources of every pod's automounted kube-api-access volume
+// are most of what pods hold otherwise. Sources that never name a Secret
+// (configMap, downwardAPI, emptyDir, hostPath) are dropped whole.
+func trimVolume(v *corev1.Volume) {
+	src := &v.VolumeSource
+	switch {
+	case src.Projected != nil:
+		var keep []corev1.VolumeProjection
+		for _, p := range src.Projected.Sources {
+			if p.Secret != nil || p.ServiceAccountToken != nil {
+				keep = append(keep, corev1.VolumeProjection{Secret: p.Secret, ServiceAccountToken: p.ServiceAccountToken})
+			}
+		}
+		*src = corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: keep}}
+	case src.ConfigMap != nil || src.DownwardAPI != nil || src.EmptyDir != nil || src.HostPath != nil:
+		*src = corev1.VolumeSource{}
 	}
 }
 

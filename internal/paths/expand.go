@@ -759,22 +759,21 @@ func (e *expander) roleBinding() {
 				continue
 			}
 			pm := perm(reqCreateRoleBindings, termNS(scope), "")
-			for _, r := range e.g.rolesIn(scope) {
-				if hb.names.Has(r.Name) {
-					e.grant(inventory.Ref{Kind: "Role", Namespace: r.Namespace, Name: r.Name}, r.Namespace, r.Rules, pm, hc.via, hb.via)
+			for _, r := range e.g.bindableRoles(scope) {
+				if hb.names.Has(r.ref.Name) {
+					e.grant(r, r.ref.Namespace, pm, hc.via, hb.via)
 				}
 			}
 		}
 		for _, hb := range bindCRs {
 			scope, ok := intersect(hc.scope, hb.scope)
-			if !ok {
+			if !ok || e.holdsEverything(scope) {
 				continue
 			}
 			pm := perm(reqCreateRoleBindings, termNS(scope), "")
-			for _, cr := range e.g.inv.ClusterRoles {
-				if hb.names.Has(cr.Name) {
-					rules, _ := e.g.policy.ClusterRoleRules(cr.Name)
-					e.grant(inventory.Ref{Kind: "ClusterRole", Name: cr.Name}, scope, rules, pm, hc.via, hb.via)
+			for _, cr := range e.g.bindableClusterRoles() {
+				if hb.names.Has(cr.ref.Name) {
+					e.grant(cr, scope, pm, hc.via, hb.via)
 				}
 			}
 		}
@@ -785,11 +784,13 @@ func (e *expander) roleBinding() {
 			continue
 		}
 		pm := perm(reqCreateClusterRoleBindings, "", "")
+		if e.holdsEverything(clusterScope) {
+			continue
+		}
 		for _, hb := range clusterHeld(bindCRs) {
-			for _, cr := range e.g.inv.ClusterRoles {
-				if hb.names.Has(cr.Name) {
-					rules, _ := e.g.policy.ClusterRoleRules(cr.Name)
-					e.grant(inventory.Ref{Kind: "ClusterRole", Name: cr.Name}, clusterScope, rules, pm, hc.via, hb.via)
+			for _, cr := range e.g.bindableClusterRoles() {
+				if hb.names.Has(cr.ref.Name) {
+					e.grant(cr, clusterScope, pm, hc.via, hb.via)
 				}
 			}
 		}
@@ -814,7 +815,7 @@ func (e *expander) roleBinding() {
 					hs = clusterHeld(hs)
 				}
 				if via, ok := holds(hs, b.Namespace, b.Role.Name); ok {
-					e.grant(b.Role, b.Namespace, b.Rules, perm(req, b.Namespace, b.Ref.Name), h.via, via)
+					e.grant(e.g.bindable(b.Role, b.Rules), b.Namespace, perm(req, b.Namespace, b.Ref.Name), h.via, via)
 				}
 			}
 		}
@@ -849,14 +850,63 @@ func (e *expander) holdsEverything(scope string) bool {
 	return false
 }
 
+// bindable is a role an rbac-bind step may bind: its rules, and what
+// they grant that the graph follows.
+type bindable struct {
+	ref   inventory.Ref
+	rules []rbacv1.PolicyRule
+	caps  *capabilities
+}
+
+// follows reports whether binding the role gains anything the graph
+// follows.
+func (r bindable) follows() bool { return r.caps.any || r.caps.reads() }
+
+func (g *graph) bindable(ref inventory.Ref, rules []rbacv1.PolicyRule) bindable {
+	return bindable{ref: ref, rules: rules, caps: g.caps.get(roleKey{ref.Kind, ref.Namespace, ref.Name}, rules)}
+}
+
+// bindableClusterRoles returns the ClusterRoles whose binding gains
+// something the graph follows, in the inventory's order, made once: every
+// identity that may bind any ClusterRole would otherwise look up every
+// ClusterRole's rules and capabilities again.
+func (g *graph) bindableClusterRoles() []bindable {
+	if g.bindableCRs == nil {
+		g.bindableCRs = []bindable{}
+		for _, cr := range g.inv.ClusterRoles {
+			rules, _ := g.policy.ClusterRoleRules(cr.Name)
+			if r := g.bindable(inventory.Ref{Kind: "ClusterRole", Name: cr.Name}, rules); r.follows() {
+				g.bindableCRs = append(g.bindableCRs, r)
+			}
+		}
+	}
+	return g.bindableCRs
+}
+
+// bindableRoles returns the Roles of rolesIn(scope) whose binding gains
+// something the graph follows, in the same order, made once per scope.
+func (g *graph) bindableRoles(scope string) []bindable {
+	if out, ok := g.bindableRolesIn[scope]; ok {
+		return out
+	}
+	out := []bindable{}
+	for _, r := range g.rolesIn(scope) {
+		if b := g.bindable(inventory.Ref{Kind: "Role", Namespace: r.Namespace, Name: r.Name}, r.Rules); b.follows() {
+			out = append(out, b)
+		}
+	}
+	g.bindableRolesIn[scope] = out
+	return out
+}
+
 // grant records an rbac-bind edge to role bound in scope, when the role
 // grants something the graph follows and the subject does not hold it all
 // already.
-func (e *expander) grant(role inventory.Ref, scope string, rules []rbacv1.PolicyRule, pm Permission, grants ...rbac.Via) {
-	caps := e.g.caps.get(roleKey{role.Kind, role.Namespace, role.Name}, rules)
-	if !caps.any && !caps.reads() || e.holdsEverything(scope) {
+func (e *expander) grant(r bindable, scope string, pm Permission, grants ...rbac.Via) {
+	if !r.follows() || e.holdsEverything(scope) {
 		return
 	}
+	role, rules := r.ref, r.rules
 	detail := "binds " + role.String() + " to the subject"
 	if scope == everyNamespace {
 		detail += " in any namespace"

@@ -154,6 +154,10 @@ type graph struct {
 	ix     *rbac.ReadIndex
 	opts   Options
 	caps   capCache
+	// bindableCRs and bindableRolesIn are bindableClusterRoles' and
+	// bindableRoles' lists, made when first asked for.
+	bindableCRs     []bindable
+	bindableRolesIn map[string][]bindable
 
 	ids       []*identity
 	bySubject map[rbac.Subject]int32
@@ -224,7 +228,7 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 		rolesByNS: map[string][]*rbacv1.Role{}, boundSAs: map[string][]rbac.Subject{}, tokenOwner: map[nsName]bool{},
 		nodePodsAll: map[string][]*pod{}, groupTargets: map[podGroup][]podTarget{}, ephemeralPods: map[string][]*pod{},
 		tokensByNS: map[string][]*tokenSecret{}, tokenByName: map[nsName]*tokenSecret{},
-		privileged: map[string]string{},
+		privileged: map[string]string{}, bindableRolesIn: map[string][]bindable{},
 	}
 	namespaces := map[string]bool{}
 	g.pods = podsOf(inv, opts.Offline)

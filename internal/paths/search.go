@@ -175,10 +175,11 @@ type searcher struct {
 	hits, budget int
 	exceeded     bool
 	// joinFrom is what the join started from: the hits recorded before
-	// it, and joinBound's lower bound of those it adds.
+	// it, joinBound's lower bound of those it adds, and ownBound's, a
+	// lower one, made before the hubs' routes were settled.
 	joinFrom struct {
-		hits  int
-		bound int64
+		hits       int
+		bound, own int64
 	}
 
 	// arrivals lists, per source, the hubs its search got to.
@@ -275,6 +276,15 @@ func (s *searcher) run() {
 		if s.over() {
 			return
 		}
+	}
+	// Before the hubs' routes are settled, their own searches' routes
+	// already bound what the join would add from below: past the budget,
+	// settling them would be work for nothing.
+	s.joinFrom.own = s.ownBound()
+	if s.budget > 0 && int64(s.hits)+s.joinFrom.own > int64(s.budget) {
+		s.hits += int(s.joinFrom.own)
+		s.over()
+		return
 	}
 	s.resolveHubs()
 	s.join()
@@ -787,6 +797,52 @@ func (s *searcher) joinBound() int64 {
 		total += int64(ids + terms)
 	}
 	return total
+}
+
+// ownBound is joinBound before the hubs' routes are settled, from their
+// own searches' routes alone: each of those is to a distinct target, and
+// a settled route to the same target is as short or shorter, so a source
+// can follow at least as many settled routes as own ones.
+func (s *searcher) ownBound() int64 {
+	// Per hub, how many own routes of each length, ids then terminals.
+	lengths := make(map[int32][2][]int, len(s.hubs))
+	count := func(own []ownRoute) []int {
+		out := make([]int, s.maxDepth+1)
+		for _, o := range own {
+			if o.n < len(out) { // always: a hub's search is bounded by the depth
+				out[o.n]++
+			}
+		}
+		return out
+	}
+	for h, hs := range s.hubs {
+		lengths[h] = [2][]int{count(hs.ids.own), count(hs.terms.own)}
+	}
+	var total int64
+	for src, arrs := range s.arrivals {
+		limit := s.limitOf(int32(src))
+		ids, terms := 0, 0
+		for _, a := range arrs {
+			l := lengths[a.hub]
+			k := s.clen(a.chain)
+			ids = max(ids, ownWithin(l[0], k, limit, false))
+			terms = max(terms, ownWithin(l[1], k, limit, true))
+		}
+		total += int64(ids + terms)
+	}
+	return total
+}
+
+// ownWithin returns how many of a hub's own routes, counted by length, a
+// source that got to the hub in k steps can follow within limit.
+func ownWithin(byLength []int, k, limit int, term bool) int {
+	n := 0
+	for d, c := range byLength {
+		if within(k+d, limit, term) {
+			n += c
+		}
+	}
+	return n
 }
 
 // followable returns how many routes of list, shortest first, a source

@@ -221,11 +221,12 @@ func forGeneratedWorlds(f func(seed int64, offline bool, inv *inventory.Inventor
 	}
 }
 
-// TestJoinGivesUpOnlyPastTheBudget: the join gives up before it starts
-// when joinBound shows it would pass the budget, and joinBound is a lower
-// bound of what it adds. So a search is stopped exactly when the hits of
-// the whole search exceed the budget, whichever step finds out: in
-// generated worlds, budgets just below and at the join's bound, and just
+// TestJoinGivesUpOnlyPastTheBudget: the search gives up before settling
+// the hubs' routes when ownBound shows the join would pass the budget, and
+// before the join when joinBound does; both are lower bounds of what the
+// join adds, ownBound the lower. So a search is stopped exactly when the
+// hits of the whole search exceed the budget, whichever step finds out:
+// in generated worlds, budgets just below and at each bound, and just
 // below and at the full count, stop it or not as the full count says.
 func TestJoinGivesUpOnlyPastTheBudget(t *testing.T) {
 	forGeneratedWorlds(func(seed int64, offline bool, inv *inventory.Inventory, mode rbac.AggregationMode) {
@@ -235,22 +236,55 @@ func TestJoinGivesUpOnlyPastTheBudget(t *testing.T) {
 			return analyze(p, ix, Options{Offline: offline, MaxHits: budget}, false).s
 		}
 		all := run(1 << 40)
-		total, from, bound := all.hits, all.joinFrom.hits, all.joinFrom.bound
-		if all.exceeded || bound == 0 {
-			t.Fatalf("seed %d offline %v: exceeded %v, join bound %d: the test checks nothing", seed, offline, all.exceeded, bound)
+		total, from, bound, own := all.hits, all.joinFrom.hits, all.joinFrom.bound, all.joinFrom.own
+		if all.exceeded || own == 0 || own == bound {
+			t.Fatalf("seed %d offline %v: exceeded %v, bounds %d and %d: the test checks nothing", seed, offline, all.exceeded, own, bound)
 		}
-		if int64(from)+bound > int64(total) {
-			t.Fatalf("seed %d offline %v: %d hits before the join and a bound of %d exceed the %d of the whole search", seed, offline, from, bound, total)
+		if own > bound || int64(from)+bound > int64(total) {
+			t.Fatalf("seed %d offline %v: %d hits before the join, bounds %d then %d: not lower bounds of the %d of the whole search", seed, offline, from, own, bound, total)
 		}
-		early := int(int64(from) + bound - 1)
-		for _, budget := range []int{early, early + 1, total - 1, total} {
+		beforeResolve, beforeJoin := int(int64(from)+own-1), int(int64(from)+bound-1)
+		for _, budget := range []int{beforeResolve, beforeResolve + 1, beforeJoin, beforeJoin + 1, total - 1, total} {
 			s := run(budget)
 			if want := total > budget; s.exceeded != want {
 				t.Errorf("seed %d offline %v budget %d: exceeded %v, want %v (%d hits in all)", seed, offline, budget, s.exceeded, want, total)
 			}
-			if budget == early && s.hits != early+1 {
-				t.Errorf("seed %d offline %v budget %d: %d hits, want the join to give up at once with %d", seed, offline, budget, s.hits, early+1)
+			gaveUp := map[int]int{beforeResolve: from + int(own), beforeJoin: from + int(bound)}
+			if want, ok := gaveUp[budget]; ok && s.hits != want {
+				t.Errorf("seed %d offline %v budget %d: %d hits, want the search to give up at once with %d", seed, offline, budget, s.hits, want)
 			}
 		}
 	})
+}
+
+// TestOwnBoundCounts: ownBound counts, per source, the most own routes of
+// one hub it can follow within its depth (identities need a step left to
+// read with, terminals do not), and adds the sources up.
+func TestOwnBoundCounts(t *testing.T) {
+	routes := func(lengths ...int) []ownRoute {
+		var out []ownRoute
+		for i, n := range lengths {
+			out = append(out, ownRoute{to: int32(i), n: n})
+		}
+		return out
+	}
+	s := &searcher{
+		maxDepth: 4,
+		chains:   []chainNode{{}, {n: 1}},
+		// Source 0 searches 4 steps deep, source 1 only 2.
+		sources: []sourceInfo{{}, {maxDepth: 2}},
+		hubs: map[int32]*hubSearch{
+			7: {ids: hubTable{own: routes(1, 2, 3)}, terms: hubTable{own: routes(1, 3)}},
+			8: {ids: hubTable{own: routes(1, 1, 1)}},
+		},
+		arrivals: [][]arrival{
+			{{hub: 7, chain: 1}, {hub: 8, chain: 1}}, // in 1 step
+			{{hub: 7, chain: 0}},                     // in none
+		},
+	}
+	// Source 0: identities max(2 of hub 7, 3 of hub 8), terminals 2 of
+	// hub 7. Source 1: 1 identity, 1 terminal.
+	if got := s.ownBound(); got != 3+2+1+1 {
+		t.Errorf("ownBound %d, want 7", got)
+	}
 }

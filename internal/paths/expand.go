@@ -468,8 +468,19 @@ func serviceAccount(ns, name string) rbac.Subject {
 
 // interestingServiceAccounts are the ServiceAccounts of ns worth an edge:
 // those with grants of their own, plus one that stands for the
-// namespace's groups when those hold grants.
+// namespace's groups when those hold grants. Made once per namespace:
+// every identity that may mint tokens, impersonate or create pods there
+// asks again.
 func (g *graph) interestingServiceAccounts(ns string) []rbac.Subject {
+	if out, ok := g.interestingSAs[ns]; ok {
+		return out
+	}
+	out := g.findInterestingServiceAccounts(ns)
+	g.interestingSAs[ns] = out
+	return out
+}
+
+func (g *graph) findInterestingServiceAccounts(ns string) []rbac.Subject {
 	var out []rbac.Subject
 	groupGrants := len(g.policy.BindingsOf(rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupServiceAccountsPrefix + ns})) > 0 ||
 		len(g.policy.BindingsOf(rbac.Subject{Kind: rbac.KindGroup, Name: rbac.GroupServiceAccounts})) > 0

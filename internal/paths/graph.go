@@ -158,6 +158,8 @@ type graph struct {
 	// bindableRoles' lists, made when first asked for.
 	bindableCRs     []bindable
 	bindableRolesIn map[string][]bindable
+	// interestingSAs are interestingServiceAccounts' lists by namespace.
+	interestingSAs map[string][]rbac.Subject
 
 	ids       []*identity
 	bySubject map[rbac.Subject]int32
@@ -228,7 +230,7 @@ func newGraph(p *rbac.Policy, ix *rbac.ReadIndex, opts Options) *graph {
 		rolesByNS: map[string][]*rbacv1.Role{}, boundSAs: map[string][]rbac.Subject{}, tokenOwner: map[nsName]bool{},
 		nodePodsAll: map[string][]*pod{}, groupTargets: map[podGroup][]podTarget{}, ephemeralPods: map[string][]*pod{},
 		tokensByNS: map[string][]*tokenSecret{}, tokenByName: map[nsName]*tokenSecret{},
-		privileged: map[string]string{}, bindableRolesIn: map[string][]bindable{},
+		privileged: map[string]string{}, bindableRolesIn: map[string][]bindable{}, interestingSAs: map[string][]rbac.Subject{},
 	}
 	namespaces := map[string]bool{}
 	g.pods = podsOf(inv, opts.Offline)

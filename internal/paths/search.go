@@ -784,19 +784,13 @@ func (j *joinRun) run() {
 // distinct within a list, so it gets at least as many identities, and as
 // many terminals, as the longest such list of any hub it reaches.
 func (s *searcher) joinBound() int64 {
-	var total int64
-	for src, arrs := range s.arrivals {
-		limit := s.limitOf(int32(src))
-		ids, terms := 0, 0
-		for _, a := range arrs {
-			hs := s.hubs[a.hub]
-			k := s.clen(a.chain)
-			ids = max(ids, followable(hs.idList, k, limit, false))
-			terms = max(terms, followable(hs.termList, k, limit, true))
+	return s.boundBy(func(h int32, k, limit int, term bool) int {
+		list := s.hubs[h].idList
+		if term {
+			list = s.hubs[h].termList
 		}
-		total += int64(ids + terms)
-	}
-	return total
+		return followable(list, k, limit, term)
+	})
 }
 
 // ownBound is joinBound before the hubs' routes are settled, from their
@@ -818,31 +812,38 @@ func (s *searcher) ownBound() int64 {
 	for h, hs := range s.hubs {
 		lengths[h] = [2][]int{count(hs.ids.own), count(hs.terms.own)}
 	}
+	return s.boundBy(func(h int32, k, limit int, term bool) int {
+		byLength := lengths[h][0]
+		if term {
+			byLength = lengths[h][1]
+		}
+		n := 0
+		for d, c := range byLength {
+			if within(k+d, limit, term) {
+				n += c
+			}
+		}
+		return n
+	})
+}
+
+// boundBy adds up, over the sources, the most identities and the most
+// terminals of one hub each can follow, as routes(hub, k, limit, term)
+// counts them for a source that got to the hub in k steps and searches
+// within limit.
+func (s *searcher) boundBy(routes func(hub int32, k, limit int, term bool) int) int64 {
 	var total int64
 	for src, arrs := range s.arrivals {
 		limit := s.limitOf(int32(src))
 		ids, terms := 0, 0
 		for _, a := range arrs {
-			l := lengths[a.hub]
 			k := s.clen(a.chain)
-			ids = max(ids, ownWithin(l[0], k, limit, false))
-			terms = max(terms, ownWithin(l[1], k, limit, true))
+			ids = max(ids, routes(a.hub, k, limit, false))
+			terms = max(terms, routes(a.hub, k, limit, true))
 		}
 		total += int64(ids + terms)
 	}
 	return total
-}
-
-// ownWithin returns how many of a hub's own routes, counted by length, a
-// source that got to the hub in k steps can follow within limit.
-func ownWithin(byLength []int, k, limit int, term bool) int {
-	n := 0
-	for d, c := range byLength {
-		if within(k+d, limit, term) {
-			n += c
-		}
-	}
-	return n
 }
 
 // followable returns how many routes of list, shortest first, a source

@@ -158,16 +158,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
-
-// EnvInjections counts, for each Secret, the containers that take any of
-// its keys as environment variables (env valueFrom.secretKeyRef or
-// envFrom.secretRef), over the same specifications as KH201: a
-// Deployment's container counts once, not once per replica. It is
-// AnalyzeAll's count alone, for callers that want no findings.
-func EnvInjections(inv *inventory.Inventory) map[inventory.Ref]int {
-	a := newAnalyzer(inv, Options{})
-	for _, s := range envSpecs(podSpecs(inv)) {
-		a.envSecrets(s)
-	}
-	return a.envInjections
-}

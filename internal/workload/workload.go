@@ -59,7 +59,10 @@ type Analysis struct {
 	// rule, object, discriminator and message.
 	Results []finding.Result
 	// EnvInjections counts, for each Secret, the containers that take
-	// any of its keys as environment variables (see EnvInjections).
+	// any of its keys as environment variables (env
+	// valueFrom.secretKeyRef or envFrom.secretRef), over the same
+	// specifications as KH201: a Deployment's container counts once, not
+	// once per replica.
 	EnvInjections map[inventory.Ref]int
 }
 
